@@ -1,0 +1,33 @@
+import type Router from '@koa/router';
+import { queueCounts, withTimeout } from '../../shared/index.js';
+import type { AppDeps } from '../deps.js';
+
+const CHECK_TIMEOUT_MS = 1000;
+
+export function registerHealthRoutes(router: Router, { db, queue, version, config }: AppDeps): void {
+  router.get('/health/live', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/health', async (ctx) => {
+    const [database, counts] = await Promise.allSettled([
+      withTimeout(db.records.ping(), CHECK_TIMEOUT_MS, 'timeout'),
+      queueCounts(queue, CHECK_TIMEOUT_MS),
+    ]);
+    const databaseOk = database.status === 'fulfilled';
+    const queueOk = counts.status === 'fulfilled';
+    ctx.status = databaseOk && queueOk ? 200 : 503;
+    ctx.body = {
+      service: 'ok',
+      version: version.version,
+      database: { status: databaseOk ? 'ok' : 'error' },
+      queue: queueOk
+        ? { status: 'ok', waiting: counts.value.waiting, active: counts.value.active, failed: counts.value.failed }
+        : { status: 'error' },
+    };
+  });
+
+  router.get('/version', (ctx) => {
+    ctx.body = { version: version.version, commit: version.commit, environment: config.environment };
+  });
+}

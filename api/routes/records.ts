@@ -1,0 +1,96 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import {
+  AppError,
+  enqueueProcessing,
+  processQuerySchema,
+  recordIdSchema,
+  recordInputSchema,
+  validate,
+  type RecordInput,
+  type WorkflowRecord,
+} from '../../shared/index.js';
+import type { AppDeps } from '../deps.js';
+
+const MAX_WAIT_SECONDS = 30;
+
+/** `Prefer: wait=N` (RFC 7240), capped at 30 s; absent or unreadable means do not wait. */
+export function preferredWaitSeconds(prefer: string): number {
+  const match = /(?:^|[,;\s])wait\s*=\s*"?(\d+)"?/i.exec(prefer);
+  return match ? Math.min(Number(match[1]), MAX_WAIT_SECONDS) : 0;
+}
+
+/** A malformed id cannot name a record, so it is the same 404 as an unknown one. */
+function recordId(ctx: Context): string {
+  const id = ctx.params.id as string;
+  if (recordIdSchema.validate(id).error) throw new AppError('RECORD_NOT_FOUND');
+  return id;
+}
+
+const isTerminal = (r: WorkflowRecord | null) => r !== null && r.status !== 'pending';
+
+export function registerRecordsRoutes(router: Router, { db, queue, logger }: AppDeps): void {
+  const { records } = db;
+
+  async function waitForTerminal(id: string, seconds: number): Promise<WorkflowRecord | null> {
+    const deadline = Date.now() + seconds * 1000;
+    let delay = 20;
+    for (;;) {
+      const record = await records.findById(id);
+      if (isTerminal(record) || Date.now() + delay > deadline) return record;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 1.5, 250);
+    }
+  }
+
+  router.post('/records', async (ctx) => {
+    const { process } = validate<{ process: boolean }>(processQuerySchema, ctx.query, 'query');
+    const input = validate<RecordInput>(recordInputSchema, ctx.request.body, 'body');
+    const { record, seq } = await records.create(input, { process });
+    if (process) {
+      await enqueueProcessing(queue, [{ recordId: record.id, seq, requestId: ctx.state.requestId }], logger);
+    }
+    ctx.status = 201;
+    ctx.set('Location', `/records/${record.id}`);
+    ctx.body = record;
+  });
+
+  router.get('/records/:id', async (ctx) => {
+    const record = await records.findById(recordId(ctx));
+    if (!record) throw new AppError('RECORD_NOT_FOUND');
+    ctx.body = record;
+  });
+
+  router.get('/records/:id/history', async (ctx) => {
+    const items = await records.history(recordId(ctx));
+    if (!items) throw new AppError('RECORD_NOT_FOUND');
+    ctx.body = { items };
+  });
+
+  router.post('/records/:id/process', async (ctx) => {
+    const id = recordId(ctx);
+    const claim = await records.claimForProcessing(id);
+    if (!claim.claimed) {
+      if (claim.reason === 'not_found') throw new AppError('RECORD_NOT_FOUND');
+      throw new AppError(claim.reason === 'already_queued' ? 'ALREADY_QUEUED' : 'ALREADY_PROCESSED');
+    }
+    await enqueueProcessing(queue, [{ recordId: id, seq: claim.seq, requestId: ctx.state.requestId }], logger);
+    ctx.set('Location', `/records/${id}`);
+
+    const wait = preferredWaitSeconds(ctx.get('Prefer'));
+    const record = wait > 0 ? await waitForTerminal(id, wait) : await records.findById(id);
+    if (wait > 0) ctx.set('Preference-Applied', `wait=${wait}`);
+    ctx.status = isTerminal(record) ? 200 : 202;
+    ctx.body = record;
+  });
+
+  router.post('/records/:id/retry', async (ctx) => {
+    const id = recordId(ctx);
+    const outcome = await records.retry(id, ctx.state.requestId);
+    if (!outcome.retried) throw new AppError(outcome.reason === 'not_found' ? 'RECORD_NOT_FOUND' : 'NOT_FAILED');
+    await enqueueProcessing(queue, [{ recordId: id, seq: outcome.seq, requestId: ctx.state.requestId }], logger);
+    ctx.status = 202;
+    ctx.set('Location', `/records/${id}`);
+    ctx.body = await records.findById(id);
+  });
+}

@@ -1,0 +1,114 @@
+import Joi from 'joi';
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  /** false when REDIS_URL was not given and the default applies (npm start may then run its own redis-server) */
+  readonly redisUrlGiven: boolean;
+  readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  readonly apiKeys: readonly string[];
+  readonly workerConcurrency: number;
+  readonly maxAttempts: number;
+  readonly retryBackoffMs: number;
+  readonly bodyLimit: string;
+  readonly reconcileIntervalMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly metricsPort: number;
+  readonly rateLimitPerMinute: number | null;
+  readonly queuePrefix: string;
+  readonly migrateOnStart: boolean;
+  readonly environment: string;
+  readonly gitCommit: string | null;
+}
+
+const schema = Joi.object({
+  PORT: Joi.number().integer().min(0).max(65535).default(3000),
+  HOST: Joi.string().default('0.0.0.0'),
+  DATABASE_URL: Joi.string()
+    .pattern(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/)
+    .default('sqlite:./data/workflow.db')
+    .messages({ 'string.pattern.base': '"DATABASE_URL" must be sqlite:<path> or postgres://…' }),
+  REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
+  LOG_LEVEL: Joi.string().valid('trace', 'debug', 'info', 'warn', 'error', 'fatal').default('info'),
+  API_KEYS: Joi.string().allow(''),
+  WORKER_CONCURRENCY: Joi.number().integer().min(1).max(1000).default(16),
+  MAX_ATTEMPTS: Joi.number().integer().min(1).max(100).default(5),
+  RETRY_BACKOFF_MS: Joi.number().integer().min(0).default(1000),
+  BODY_LIMIT: Joi.string()
+    .pattern(/^\d+(b|kb|mb)$/i)
+    .default('1mb'),
+  RECONCILE_INTERVAL_MS: Joi.number().integer().min(100).default(10000),
+  SHUTDOWN_TIMEOUT_MS: Joi.number().integer().min(0).default(30000),
+  METRICS_PORT: Joi.number().integer().min(0).max(65535).default(9464),
+  RATE_LIMIT_PER_MINUTE: Joi.number().integer().min(1),
+  QUEUE_PREFIX: Joi.string()
+    .pattern(/^[^:\s]+$/)
+    .default('bull'),
+  MIGRATE_ON_START: Joi.boolean().truthy('1').falsy('0').default(true),
+  NODE_ENV: Joi.string().default('development'),
+  GIT_COMMIT: Joi.string().max(64),
+})
+  .unknown(true)
+  .prefs({ convert: true, abortEarly: true });
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+/** Reads and validates the environment once. The only place that reads process.env. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // an empty variable means "not set", as in most shells' `FOO= cmd`
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const { value, error } = schema.validate(present);
+  if (error) {
+    const variable = String(error.details[0]?.path[0] ?? 'environment');
+    throw new ConfigError(variable, `invalid ${variable}: ${error.details[0]?.message ?? error.message}`);
+  }
+  const keys = String(value.API_KEYS ?? '')
+    .split(',')
+    .map((k: string) => k.trim())
+    .filter(Boolean);
+  return Object.freeze({
+    port: value.PORT,
+    host: value.HOST,
+    databaseUrl: value.DATABASE_URL,
+    redisUrl: value.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisUrlGiven: value.REDIS_URL !== undefined,
+    logLevel: value.LOG_LEVEL,
+    apiKeys: Object.freeze(keys),
+    workerConcurrency: value.WORKER_CONCURRENCY,
+    maxAttempts: value.MAX_ATTEMPTS,
+    retryBackoffMs: value.RETRY_BACKOFF_MS,
+    bodyLimit: value.BODY_LIMIT,
+    reconcileIntervalMs: value.RECONCILE_INTERVAL_MS,
+    shutdownTimeoutMs: value.SHUTDOWN_TIMEOUT_MS,
+    metricsPort: value.METRICS_PORT,
+    rateLimitPerMinute: value.RATE_LIMIT_PER_MINUTE ?? null,
+    queuePrefix: value.QUEUE_PREFIX,
+    migrateOnStart: value.MIGRATE_ON_START,
+    environment: value.NODE_ENV,
+    gitCommit: value.GIT_COMMIT ?? null,
+  });
+}
+
+/** For entry points: load the config or exit non-zero naming the bad variable. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,50 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export function dialectOf(databaseUrl: string): Dialect {
+  return databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres';
+}
+
+/**
+ * A Knex instance for `sqlite:<path>` (or `sqlite::memory:`) or a `postgres://` URL.
+ *
+ * SQLite is tuned so the API and any number of worker processes can share one file:
+ * WAL lets readers run beside the writer, busy_timeout makes a second writer wait for
+ * the lock instead of failing, and synchronous=NORMAL is durable in WAL mode up to the
+ * last checkpoint-free commit on power loss (never corrupt).
+ */
+export function createKnex(databaseUrl: string): Knex {
+  if (dialectOf(databaseUrl) === 'sqlite') {
+    const filename = databaseUrl.slice('sqlite:'.length);
+    if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
+    return knexFactory({
+      client: 'sqlite3',
+      connection: { filename },
+      useNullAsDefault: true,
+      pool: {
+        // one connection per process: SQLite has one writer anyway, and in-process
+        // writers queue here instead of contending for the file lock
+        min: 1,
+        max: 1,
+        afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
+          conn.exec(
+            'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;',
+            (err) => done(err, conn),
+          );
+        },
+      },
+    });
+  }
+  return knexFactory({
+    client: 'pg',
+    connection: databaseUrl,
+    pool: { min: 0, max: 10 },
+  });
+}
+
+interface SqliteConnection {
+  exec(sql: string, cb: (err: Error | null) => void): void;
+}

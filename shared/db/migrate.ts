@@ -1,0 +1,27 @@
+import type { Knex } from 'knex';
+import * as records from './migrations/001-records.js';
+
+interface Migration {
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+// Migrations are imported, not discovered on disk, so the same list runs from
+// TypeScript sources (tests) and from the compiled dist/ (production).
+const MIGRATIONS: ReadonlyArray<[string, Migration]> = [['001-records', records]];
+
+const source: Knex.MigrationSource<string> = {
+  getMigrations: async () => MIGRATIONS.map(([name]) => name),
+  getMigrationName: (name) => name,
+  getMigration: async (name) => {
+    const found = MIGRATIONS.find(([n]) => n === name);
+    if (!found) throw new Error(`unknown migration ${name}`);
+    return found[1];
+  },
+};
+
+/** Brings the schema up to date; returns the names of the migrations it ran. */
+export async function migrateLatest(knex: Knex): Promise<string[]> {
+  const [, ran] = (await knex.migrate.latest({ migrationSource: source })) as [number, string[]];
+  return ran;
+}

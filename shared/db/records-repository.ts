@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { SummaryFilters } from '../schemas.js';
+import {
+  RECORD_STATUSES,
+  type JsonObject,
+  type RecordInput,
+  type RecordStatus,
+  type TerminalStatus,
+  type Transition,
+  type WorkflowRecord,
+} from '../records.js';
+
+interface RecordRow {
+  id: string;
+  source: string;
+  category: string;
+  payload: string;
+  status: RecordStatus;
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  queue_seq: number;
+  queued_at: number | string | null;
+  created_at: number | string;
+  updated_at: number | string;
+  processed_at: number | string | null;
+}
+
+interface TransitionRow {
+  from_status: RecordStatus | null;
+  to_status: RecordStatus;
+  at: number | string;
+  attempt: number;
+  error: string | null;
+  request_id: string | null;
+  job_id: string | null;
+}
+
+/** A record together with the queueing it is currently in (what a worker needs). */
+export interface QueuedRecord {
+  record: WorkflowRecord;
+  queueSeq: number;
+  queued: boolean;
+}
+
+export type ClaimOutcome =
+  { claimed: true; seq: number } | { claimed: false; reason: 'not_found' | 'not_pending' | 'already_queued' };
+
+export type RetryOutcome = { retried: true; seq: number } | { retried: false; reason: 'not_found' | 'not_failed' };
+
+export interface TransitionInput {
+  recordId: string;
+  /** the queueing this outcome belongs to; a stale job's outcome matches no row */
+  seq: number;
+  to: TerminalStatus;
+  result?: JsonObject | null;
+  error?: string | null;
+  attempt: number;
+  requestId: string | null;
+  jobId: string | null;
+}
+
+export interface StatusCounts {
+  all: number;
+  pending: number;
+  processed: number;
+  failed: number;
+}
+
+export interface Summary {
+  totals: StatusCounts;
+  by_category: Array<{ category: string; count: number } & Omit<StatusCounts, 'all'>>;
+}
+
+const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
+const isoOrNull = (ms: number | string | null): string | null => (ms === null ? null : iso(ms));
+
+function toRecord(row: RecordRow): WorkflowRecord {
+  return {
+    id: row.id,
+    source: row.source,
+    category: row.category,
+    payload: JSON.parse(row.payload) as JsonObject,
+    status: row.status,
+    result: row.result === null ? null : (JSON.parse(row.result) as JsonObject),
+    error: row.error,
+    attempts: Number(row.attempts),
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at),
+    processed_at: isoOrNull(row.processed_at),
+  };
+}
+
+/**
+ * Every SQL statement of the service. State changes are guarded statements
+ * (`… WHERE id = ? AND status = ?`) written in the same transaction as their
+ * history row, so a change that lost a race matches no row and writes nothing.
+ */
+export class RecordsRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /** Stores a new pending record; with `process`, the intent to process is stored with it. */
+  async create(input: RecordInput, opts: { process: boolean }): Promise<{ record: WorkflowRecord; seq: number }> {
+    const now = Date.now();
+    const row: RecordRow = {
+      id: randomUUID(),
+      source: input.source,
+      category: input.category,
+      payload: JSON.stringify(input.payload),
+      status: 'pending',
+      result: null,
+      error: null,
+      attempts: 0,
+      queue_seq: opts.process ? 1 : 0,
+      queued_at: opts.process ? now : null,
+      created_at: now,
+      updated_at: now,
+      processed_at: null,
+    };
+    await this.knex('records').insert(row);
+    return { record: toRecord(row), seq: row.queue_seq };
+  }
+
+  async findById(id: string): Promise<WorkflowRecord | null> {
+    const row = await this.knex<RecordRow>('records').where({ id }).first();
+    return row ? toRecord(row) : null;
+  }
+
+  async findQueued(id: string): Promise<QueuedRecord | null> {
+    const row = await this.knex<RecordRow>('records').where({ id }).first();
+    return row ? { record: toRecord(row), queueSeq: Number(row.queue_seq), queued: row.queued_at !== null } : null;
+  }
+
+  /**
+   * Accepts a pending, not yet queued record for processing: one guarded statement,
+   * so of any number of concurrent claims exactly one matches the row.
+   */
+  async claimForProcessing(id: string): Promise<ClaimOutcome> {
+    const now = Date.now();
+    const rows = (await this.knex('records')
+      .where({ id, status: 'pending' })
+      .whereNull('queued_at')
+      .update({ queue_seq: this.knex.raw('queue_seq + 1'), queued_at: now, updated_at: now })
+      .returning(['queue_seq'])) as Array<{ queue_seq: number }>;
+    if (rows.length === 1) return { claimed: true, seq: Number(rows[0]!.queue_seq) };
+    const current = await this.knex<RecordRow>('records').select('status').where({ id }).first();
+    if (!current) return { claimed: false, reason: 'not_found' };
+    return { claimed: false, reason: current.status === 'pending' ? 'already_queued' : 'not_pending' };
+  }
+
+  /** The operator's `failed → pending`, queued again under the next queueing number. */
+  async retry(id: string, requestId: string | null): Promise<RetryOutcome> {
+    return this.knex.transaction(async (trx) => {
+      const now = Date.now();
+      const rows = (await trx('records')
+        .where({ id, status: 'failed' })
+        .update({
+          status: 'pending',
+          queue_seq: trx.raw('queue_seq + 1'),
+          queued_at: now,
+          attempts: 0,
+          result: null,
+          error: null,
+          processed_at: null,
+          updated_at: now,
+        })
+        .returning(['queue_seq'])) as Array<{ queue_seq: number }>;
+      if (rows.length === 0) {
+        const exists = await trx('records').select('id').where({ id }).first();
+        return { retried: false, reason: exists ? 'not_failed' : 'not_found' };
+      }
+      await trx('record_transitions').insert({
+        record_id: id,
+        from_status: 'failed',
+        to_status: 'pending',
+        at: now,
+        attempt: 0,
+        error: null,
+        request_id: requestId,
+        job_id: null,
+      });
+      return { retried: true, seq: Number(rows[0]!.queue_seq) };
+    });
+  }
+
+  /**
+   * The guarded terminal transition and its history row, in one transaction.
+   * Returns false when the guard matched nothing: another delivery already did it.
+   */
+  async applyTransition(t: TransitionInput): Promise<boolean> {
+    return this.knex.transaction(async (trx) => {
+      const now = Date.now();
+      const changed = await trx('records')
+        .where({ id: t.recordId, status: 'pending', queue_seq: t.seq })
+        .update({
+          status: t.to,
+          result: t.result ? JSON.stringify(t.result) : null,
+          error: t.error ?? null,
+          attempts: t.attempt,
+          queued_at: null,
+          processed_at: now,
+          updated_at: now,
+        });
+      if (changed === 0) return false;
+      await trx('record_transitions').insert({
+        record_id: t.recordId,
+        from_status: 'pending',
+        to_status: t.to,
+        at: now,
+        attempt: t.attempt,
+        error: t.error ?? null,
+        request_id: t.requestId,
+        job_id: t.jobId,
+      });
+      return true;
+    });
+  }
+
+  /** Makes a transient failure visible on the record while the job waits for its next attempt. */
+  async recordFailedAttempt(recordId: string, seq: number, attempt: number, error: string): Promise<void> {
+    await this.knex('records')
+      .where({ id: recordId, status: 'pending', queue_seq: seq })
+      .update({ attempts: attempt, error, updated_at: Date.now() });
+  }
+
+  async history(id: string): Promise<Transition[] | null> {
+    const exists = await this.knex('records').select('id').where({ id }).first();
+    if (!exists) return null;
+    const rows = (await this.knex('record_transitions')
+      .select('from_status', 'to_status', 'at', 'attempt', 'error', 'request_id', 'job_id')
+      .where({ record_id: id })
+      .orderBy('id')) as TransitionRow[];
+    return rows.map((r) => ({
+      from: r.from_status,
+      to: r.to_status,
+      at: iso(r.at),
+      attempt: Number(r.attempt),
+      error: r.error,
+      request_id: r.request_id,
+      job_id: r.job_id,
+    }));
+  }
+
+  async summary(filters: SummaryFilters): Promise<Summary> {
+    const q = this.knex('records').select('category', 'status').count({ n: '*' }).groupBy('category', 'status');
+    if (filters.status) q.where('status', filters.status);
+    if (filters.category) q.where('category', filters.category);
+    if (filters.source) q.where('source', filters.source);
+    if (filters.date_from !== undefined) q.where('created_at', '>=', filters.date_from);
+    if (filters.date_to !== undefined) q.where('created_at', '<=', filters.date_to);
+    const rows = (await q) as Array<{ category: string; status: RecordStatus; n: number | string }>;
+
+    const totals: StatusCounts = { all: 0, pending: 0, processed: 0, failed: 0 };
+    const byCategory = new Map<string, Summary['by_category'][number]>();
+    for (const { category, status, n } of rows) {
+      const count = Number(n);
+      if (!RECORD_STATUSES.includes(status)) continue;
+      totals.all += count;
+      totals[status] += count;
+      const entry = byCategory.get(category) ?? { category, count: 0, pending: 0, processed: 0, failed: 0 };
+      entry.count += count;
+      entry[status] += count;
+      byCategory.set(category, entry);
+    }
+    return {
+      totals,
+      by_category: [...byCategory.values()].sort((a, b) => (a.category < b.category ? -1 : 1)),
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.knex.raw('select 1');
+  }
+}

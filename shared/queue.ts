@@ -1,0 +1,113 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from './logger.js';
+
+export const QUEUE_NAME = 'records';
+export const PROCESS_JOB = 'process-record';
+
+/** What travels in a job: which record, for which queueing, on whose request. */
+export interface ProcessJobData {
+  recordId: string;
+  seq: number;
+  requestId: string | null;
+}
+
+/**
+ * One job id per queueing of a record: BullMQ refuses a second job with an id it
+ * already holds, so a repeated enqueue (API retry, reconciler) adds nothing.
+ */
+export function jobIdFor(recordId: string, seq: number): string {
+  return `${recordId}-${seq}`;
+}
+
+export type ConnectionRole = 'producer' | 'worker';
+
+/**
+ * An ioredis connection that reconnects forever with a capped delay.
+ * Producers fail fast while Redis is away (the intent is in the database and the
+ * reconciler enqueues it later); workers must wait, as BullMQ requires.
+ */
+export function createRedisConnection(url: string, role: ConnectionRole, logger: Logger): Redis {
+  const connection = new Redis(url, {
+    maxRetriesPerRequest: role === 'worker' ? null : 1,
+    enableOfflineQueue: role === 'worker',
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+  });
+  let reported = false;
+  connection.on('error', (err: Error) => {
+    // one line per outage, not one per reconnect attempt
+    if (!reported) logger.warn({ err: { message: err.message } }, 'redis connection error');
+    reported = true;
+  });
+  connection.on('ready', () => {
+    if (reported) logger.info('redis connection restored');
+    reported = false;
+  });
+  return connection;
+}
+
+export interface QueueSettings {
+  prefix: string;
+  maxAttempts: number;
+  retryBackoffMs: number;
+}
+
+export function createProcessingQueue(connection: Redis, settings: QueueSettings): Queue<ProcessJobData> {
+  return new Queue<ProcessJobData>(QUEUE_NAME, {
+    connection,
+    prefix: settings.prefix,
+    defaultJobOptions: {
+      attempts: settings.maxAttempts,
+      backoff: { type: 'exponential', delay: settings.retryBackoffMs },
+      // the database keeps the history; Redis keeps only a bounded tail for inspection
+      removeOnComplete: { age: 3600, count: 1000 },
+      removeOnFail: { age: 86_400, count: 5000 },
+    },
+  });
+}
+
+export interface QueueCounts {
+  waiting: number;
+  active: number;
+  failed: number;
+  delayed: number;
+}
+
+/** Adds jobs after their intent is committed. Never throws: what it cannot add, the reconciler adds later. */
+export async function enqueueProcessing(
+  queue: Queue<ProcessJobData>,
+  jobs: readonly ProcessJobData[],
+  logger: Logger,
+  timeoutMs = 2000,
+): Promise<boolean> {
+  if (jobs.length === 0) return true;
+  const add = queue.addBulk(
+    jobs.map((data) => ({ name: PROCESS_JOB, data, opts: { jobId: jobIdFor(data.recordId, data.seq) } })),
+  );
+  try {
+    await withTimeout(add, timeoutMs, 'enqueue timed out');
+    return true;
+  } catch (err) {
+    add.catch(() => undefined);
+    logger.warn({ err: { message: (err as Error).message }, count: jobs.length }, 'enqueue deferred to reconciler');
+    return false;
+  }
+}
+
+export async function queueCounts(queue: Queue<ProcessJobData>, timeoutMs = 1000): Promise<QueueCounts> {
+  const counts = await withTimeout(queue.getJobCounts('waiting', 'active', 'failed', 'delayed'), timeoutMs, 'timeout');
+  return {
+    waiting: counts.waiting ?? 0,
+    active: counts.active ?? 0,
+    failed: counts.failed ?? 0,
+    delayed: counts.delayed ?? 0,
+  };
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

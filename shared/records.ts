@@ -1,0 +1,36 @@
+/** The record as the API shows it, and the state machine it moves through. */
+export const RECORD_STATUSES = ['pending', 'processed', 'failed'] as const;
+export type RecordStatus = (typeof RECORD_STATUSES)[number];
+export type TerminalStatus = Exclude<RecordStatus, 'pending'>;
+
+export type JsonObject = Record<string, unknown>;
+
+export interface RecordInput {
+  source: string;
+  category: string;
+  payload: JsonObject;
+}
+
+export interface WorkflowRecord {
+  id: string;
+  source: string;
+  category: string;
+  payload: JsonObject;
+  status: RecordStatus;
+  result: JsonObject | null;
+  error: string | null;
+  attempts: number;
+  created_at: string;
+  updated_at: string;
+  processed_at: string | null;
+}
+
+export interface Transition {
+  from: RecordStatus | null;
+  to: RecordStatus;
+  at: string;
+  attempt: number;
+  error: string | null;
+  request_id: string | null;
+  job_id: string | null;
+}

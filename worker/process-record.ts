@@ -1,0 +1,52 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import type { Logger, ProcessJobData, RecordsRepository, TransitionInput } from '../shared/index.js';
+import { processorFor, type ProcessorRegistry } from './processors/index.js';
+
+export interface ProcessRecordDeps {
+  records: RecordsRepository;
+  processors: ProcessorRegistry;
+  logger: Logger;
+  maxAttempts: number;
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)) || 'processing failed';
+
+/**
+ * The job handler: run the record's processor and apply the guarded transition.
+ * Transient errors are rethrown so BullMQ retries them with backoff; the last
+ * attempt's error, or any permanent one, fails the record instead.
+ */
+export function createRecordHandler({ records, processors, logger, maxAttempts }: ProcessRecordDeps) {
+  return async function processRecord(job: Job<ProcessJobData>): Promise<void> {
+    const { recordId, seq, requestId } = job.data;
+    const log = logger.child({ record_id: recordId, job_id: job.id, request_id: requestId });
+    const found = await records.findQueued(recordId);
+    if (!found || found.record.status !== 'pending' || found.queueSeq !== seq) {
+      // guard: a redelivered or stale job finds the record no longer pending for its queueing
+      log.info({ status: found?.record.status ?? null }, 'job skipped: record not pending for this queueing');
+      return;
+    }
+
+    const attempt = job.attemptsMade + 1;
+    const lastAttempt = attempt >= (job.opts.attempts ?? maxAttempts);
+    const base = { recordId, seq, attempt, requestId, jobId: job.id ?? null };
+    let transition: TransitionInput;
+    try {
+      const result = await processorFor(processors, found.record.category)(found.record);
+      transition = { ...base, to: 'processed', result };
+    } catch (err) {
+      if (!(err instanceof UnrecoverableError) && !lastAttempt) {
+        await records.recordFailedAttempt(recordId, seq, attempt, messageOf(err));
+        log.warn({ attempt, err: { message: messageOf(err) } }, 'attempt failed, will retry');
+        throw err;
+      }
+      transition = { ...base, to: 'failed', error: messageOf(err) };
+    }
+
+    if (await records.applyTransition(transition)) {
+      log.info({ from: 'pending', to: transition.to, attempt }, 'transition');
+    } else {
+      log.info({ to: transition.to, attempt }, 'transition skipped: guard matched no row');
+    }
+  };
+}
