@@ -19,6 +19,13 @@ export const processQuerySchema = Joi.object({
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
+/** Date.parse rolls 2026-02-31 over into March; a calendar date must round-trip. */
+function isCalendarDate(ymd: string): boolean {
+  const [y, m, d] = ymd.split('-').map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(y, m - 1, d));
+  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
+}
+
 /**
  * An ISO 8601 date or date-time, converted to epoch milliseconds.
  * A date alone as an upper bound means the whole of that day (UTC).
@@ -27,7 +34,7 @@ function isoBound(kind: 'from' | 'to') {
   return Joi.string().custom((value: string, helpers) => {
     if (!DATE_ONLY.test(value) && !DATE_TIME.test(value)) return helpers.error('date.format');
     const ms = Date.parse(DATE_ONLY.test(value) ? `${value}T00:00:00Z` : value);
-    if (Number.isNaN(ms)) return helpers.error('date.base');
+    if (Number.isNaN(ms) || !isCalendarDate(value.slice(0, 10))) return helpers.error('date.base');
     return kind === 'to' && DATE_ONLY.test(value) ? ms + 86_400_000 - 1 : ms;
   }, 'ISO 8601 date or date-time');
 }

@@ -141,3 +141,24 @@ describe('records API', () => {
     });
   });
 });
+
+describe('unexpected failures', () => {
+  it('answer 500 INTERNAL_ERROR with no stack, SQL or path in the body, and log the stack', async () => {
+    const h = await createHarness();
+    try {
+      await h.db.knex.schema.dropTable('record_transitions');
+      await h.db.knex.schema.dropTable('records');
+      const res = await h.http.get('/records/9b2f3c3e-6c1a-4d7e-9f00-000000000000').set('X-Request-ID', 'boom-1');
+      expect(res.status).to.equal(500);
+      expect(res.body).to.deep.equal({
+        error: { code: 'INTERNAL_ERROR', message: 'Internal server error' },
+        request_id: 'boom-1',
+      });
+      const logged = h.logs.find((l) => l.msg === 'unhandled error');
+      expect(logged).to.include({ request_id: 'boom-1' });
+      expect((logged?.err as { stack: string }).stack).to.contain('records');
+    } finally {
+      await h.close();
+    }
+  });
+});

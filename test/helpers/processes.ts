@@ -1,0 +1,49 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ENTRIES = { api: 'dist/api/server.js', worker: 'dist/worker/main.js', start: 'dist/bin/start.js' } as const;
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  /** Everything the process printed so far (bunyan JSON lines). */
+  output(): string;
+  /** Resolves when a line containing `text` was printed. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+  /** Sends the signal and resolves with the exit code (null when killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts a built entry point (`npm test` builds first) as a real process, as `npm run api|worker` would. */
+export function startProcess(kind: keyof typeof ENTRIES, env: Record<string, string>): ServiceProcess {
+  const entry = path.join(root, ENTRIES[kind]);
+  if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: run npm run build (npm test does)`);
+  const child = spawn(process.execPath, [entry], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  return {
+    child,
+    output: () => out,
+    async waitForOutput(text, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!out.includes(text)) {
+        if (child.exitCode !== null) throw new Error(`${kind} exited with ${child.exitCode}:\n${out}`);
+        if (Date.now() > deadline) throw new Error(`${kind} did not print "${text}" in ${timeoutMs} ms:\n${out}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
