@@ -8,6 +8,7 @@ import {
   exitOnSignals,
   loadConfigOrExit,
   readVersionInfo,
+  warnUnlessNoEviction,
 } from '../shared/index.js';
 import { createApp } from './app.js';
 
@@ -27,6 +28,7 @@ const queue = createProcessingQueue(redis, {
   maxAttempts: config.maxAttempts,
   retryBackoffMs: config.retryBackoffMs,
 });
+void warnUnlessNoEviction(redis, logger);
 const app = createApp({ config, logger, db, queue, version: readVersionInfo(config.gitCommit) });
 const server = http.createServer(app.callback());
 

@@ -15,6 +15,8 @@ export interface Config {
   readonly bodyLimit: string;
   readonly reconcileIntervalMs: number;
   readonly shutdownTimeoutMs: number;
+  readonly jobLockMs: number;
+  readonly stalledIntervalMs: number;
   readonly metricsPort: number;
   readonly rateLimitPerMinute: number | null;
   readonly queuePrefix: string;
@@ -41,6 +43,8 @@ const schema = Joi.object({
     .default('1mb'),
   RECONCILE_INTERVAL_MS: Joi.number().integer().min(100).default(10000),
   SHUTDOWN_TIMEOUT_MS: Joi.number().integer().min(0).default(30000),
+  JOB_LOCK_MS: Joi.number().integer().min(1000).default(30000),
+  STALLED_INTERVAL_MS: Joi.number().integer().min(500).default(15000),
   METRICS_PORT: Joi.number().integer().min(0).max(65535).default(9464),
   RATE_LIMIT_PER_MINUTE: Joi.number().integer().min(1),
   QUEUE_PREFIX: Joi.string()
@@ -91,6 +95,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: value.BODY_LIMIT,
     reconcileIntervalMs: value.RECONCILE_INTERVAL_MS,
     shutdownTimeoutMs: value.SHUTDOWN_TIMEOUT_MS,
+    jobLockMs: value.JOB_LOCK_MS,
+    stalledIntervalMs: value.STALLED_INTERVAL_MS,
     metricsPort: value.METRICS_PORT,
     rateLimitPerMinute: value.RATE_LIMIT_PER_MINUTE ?? null,
     queuePrefix: value.QUEUE_PREFIX,

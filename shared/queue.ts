@@ -46,6 +46,25 @@ export function createRedisConnection(url: string, role: ConnectionRole, logger:
   return connection;
 }
 
+/** BullMQ loses jobs when Redis evicts keys: say so at start when the policy allows it. */
+export async function warnUnlessNoEviction(connection: Redis, logger: Logger): Promise<void> {
+  try {
+    if (connection.status !== 'ready') {
+      await withTimeout(new Promise((resolve) => connection.once('ready', resolve)), 5000, 'Redis not ready');
+    }
+    const [, policy] = (await connection.config('GET', 'maxmemory-policy')) as [string, string];
+    if (policy !== 'noeviction') {
+      logger.warn(
+        { maxmemory_policy: policy },
+        'Redis maxmemory-policy is not noeviction: jobs can be lost under memory pressure',
+      );
+    }
+  } catch (err) {
+    // managed Redis often disables CONFIG; nothing to check then
+    logger.debug({ err: { message: (err as Error).message } }, 'cannot read Redis maxmemory-policy');
+  }
+}
+
 export interface QueueSettings {
   prefix: string;
   maxAttempts: number;
@@ -63,6 +82,8 @@ export function createProcessingQueue(connection: Redis, settings: QueueSettings
       removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: { age: 86_400, count: 5000 },
     },
+    // the events stream is for live listeners only; cap it so Redis memory stays flat
+    streams: { events: { maxLen: 1000 } },
   });
 }
 

@@ -1,8 +1,17 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUE_NAME, type Config, type Database, type Logger, type ProcessJobData } from '../shared/index.js';
+import {
+  createProcessingQueue,
+  QUEUE_NAME,
+  warnUnlessNoEviction,
+  type Config,
+  type Database,
+  type Logger,
+  type ProcessJobData,
+} from '../shared/index.js';
 import { createRecordHandler } from './process-record.js';
 import { processors as defaultRegistry, type ProcessorRegistry } from './processors/index.js';
+import { startReconciler, type Reconciler } from './reconciler.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -14,6 +23,7 @@ export interface WorkerDeps {
 
 export interface RecordsWorker {
   worker: Worker<ProcessJobData>;
+  reconciler: Reconciler;
   /** Stops taking jobs and waits for the active ones, at most SHUTDOWN_TIMEOUT_MS. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -29,17 +39,41 @@ export function createRecordsWorker({ config, logger, db, connection, processors
     connection,
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
+    // a job's lock is renewed every lockDuration/2 while it runs; a worker that dies
+    // stops renewing, and within lockDuration + stalledInterval another worker takes
+    // the job again (the status guard makes that redelivery harmless)
+    lockDuration: config.jobLockMs,
+    stalledInterval: config.stalledIntervalMs,
+    maxStalledCount: 2,
   });
   worker.on('error', (err) => logger.warn({ err: { message: err.message } }, 'worker error'));
+  worker.on('stalled', (jobId) =>
+    logger.warn({ job_id: jobId }, 'job stalled: its worker stopped renewing the lock; redelivering'),
+  );
   worker.on('failed', (job, err) => {
     if (job && job.attemptsMade >= (job.opts.attempts ?? config.maxAttempts)) {
       logger.error({ job_id: job.id, err: { message: err.message } }, 'job failed after its last attempt');
     }
   });
+  void warnUnlessNoEviction(connection, logger);
+
+  const queue = createProcessingQueue(connection, {
+    prefix: config.queuePrefix,
+    maxAttempts: config.maxAttempts,
+    retryBackoffMs: config.retryBackoffMs,
+  });
+  const reconciler = startReconciler({
+    records: db.records,
+    queue,
+    connection,
+    logger,
+    intervalMs: config.reconcileIntervalMs,
+  });
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      await reconciler.stop();
       let timer: NodeJS.Timeout | undefined;
       const forced = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
@@ -50,8 +84,9 @@ export function createRecordsWorker({ config, logger, db, connection, processors
         logger.warn({ timeout_ms: config.shutdownTimeoutMs }, 'jobs still active at shutdown timeout; closing anyway');
         await worker.close(true);
       }
+      await queue.close();
     })();
     return closing;
   };
-  return { worker, close };
+  return { worker, reconciler, close };
 }

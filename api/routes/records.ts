@@ -8,8 +8,10 @@ import {
   recordInputSchema,
   validate,
   type RecordInput,
+  type StoredResponse,
   type WorkflowRecord,
 } from '../../shared/index.js';
+import { idempotencyKeyOf, replayStoredResponse, requestHashOf } from '../idempotency.js';
 import type { AppDeps } from '../deps.js';
 
 const MAX_WAIT_SECONDS = 30;
@@ -43,16 +45,51 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
     }
   }
 
+  /**
+   * Stores records (and, with `process`, the intent to process them), then enqueues
+   * after commit. With an Idempotency-Key the response is stored in the same
+   * transaction and replayed to repeats of the same request.
+   */
+  async function storeRecords(
+    ctx: Context,
+    inputs: RecordInput[],
+    process: boolean,
+    respond: (created: WorkflowRecord[]) => Omit<StoredResponse, 'requestHash'>,
+  ): Promise<void> {
+    const requestId = ctx.state.requestId as string;
+    const key = idempotencyKeyOf(ctx);
+    const requestHash = key ? requestHashOf(ctx) : '';
+    if (key) {
+      const stored = await records.findIdempotentResponse(key);
+      if (stored) return replayStoredResponse(ctx, stored, requestHash);
+    }
+    const outcome = await records.insertRecords(inputs, {
+      process,
+      requestId,
+      idempotency: key ? { key, requestHash, respond } : undefined,
+    });
+    if (outcome.replayed) return replayStoredResponse(ctx, outcome, requestHash);
+    if (process) {
+      await enqueueProcessing(
+        queue,
+        outcome.records.map((r) => ({ recordId: r.id, seq: 1, requestId })),
+        logger,
+      );
+    }
+    const response = respond(outcome.records);
+    ctx.status = response.statusCode;
+    if (response.location) ctx.set('Location', response.location);
+    ctx.body = response.body;
+  }
+
   router.post('/records', async (ctx) => {
     const { process } = validate<{ process: boolean }>(processQuerySchema, ctx.query, 'query');
     const input = validate<RecordInput>(recordInputSchema, ctx.request.body, 'body');
-    const { record, seq } = await records.create(input, { process });
-    if (process) {
-      await enqueueProcessing(queue, [{ recordId: record.id, seq, requestId: ctx.state.requestId }], logger);
-    }
-    ctx.status = 201;
-    ctx.set('Location', `/records/${record.id}`);
-    ctx.body = record;
+    await storeRecords(ctx, [input], process, ([record]) => ({
+      statusCode: 201,
+      body: record,
+      location: `/records/${record!.id}`,
+    }));
   });
 
   router.get('/records/:id', async (ctx) => {
@@ -69,7 +106,7 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
 
   router.post('/records/:id/process', async (ctx) => {
     const id = recordId(ctx);
-    const claim = await records.claimForProcessing(id);
+    const claim = await records.claimForProcessing(id, ctx.state.requestId);
     if (!claim.claimed) {
       if (claim.reason === 'not_found') throw new AppError('RECORD_NOT_FOUND');
       throw new AppError(claim.reason === 'already_queued' ? 'ALREADY_QUEUED' : 'ALREADY_PROCESSED');

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as records from './migrations/001-records.js';
+import * as idempotency from './migrations/002-idempotency-and-intent.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -8,7 +9,10 @@ interface Migration {
 
 // Migrations are imported, not discovered on disk, so the same list runs from
 // TypeScript sources (tests) and from the compiled dist/ (production).
-const MIGRATIONS: ReadonlyArray<[string, Migration]> = [['001-records', records]];
+const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
+  ['001-records', records],
+  ['002-idempotency-and-intent', idempotency],
+];
 
 const source: Knex.MigrationSource<string> = {
   getMigrations: async () => MIGRATIONS.map(([name]) => name),

@@ -22,6 +22,7 @@ interface RecordRow {
   attempts: number;
   queue_seq: number;
   queued_at: number | string | null;
+  queued_request_id: string | null;
   created_at: number | string;
   updated_at: number | string;
   processed_at: number | string | null;
@@ -42,6 +43,31 @@ export interface QueuedRecord {
   record: WorkflowRecord;
   queueSeq: number;
   queued: boolean;
+}
+
+export interface StoredResponse {
+  requestHash: string;
+  statusCode: number;
+  body: unknown;
+  location: string | null;
+}
+
+export interface InsertOptions {
+  process: boolean;
+  requestId: string | null;
+  idempotency?: {
+    key: string;
+    requestHash: string;
+    respond(records: WorkflowRecord[]): Omit<StoredResponse, 'requestHash'>;
+  };
+}
+
+export type InsertOutcome = { replayed: false; records: WorkflowRecord[] } | ({ replayed: true } & StoredResponse);
+
+export interface OutstandingIntent {
+  recordId: string;
+  seq: number;
+  requestId: string | null;
 }
 
 export type ClaimOutcome =
@@ -73,6 +99,25 @@ export interface Summary {
   by_category: Array<{ category: string; count: number } & Omit<StatusCounts, 'all'>>;
 }
 
+interface IdempotencyRow {
+  key: string;
+  request_hash: string;
+  status_code: number;
+  response: string;
+  location: string | null;
+  created_at: number | string;
+}
+
+export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+// rows per INSERT statement: stays under SQLite's bound-parameter limit
+const INSERT_CHUNK = 500;
+
+/** SQLite: SQLITE_CONSTRAINT_PRIMARYKEY/UNIQUE; PostgreSQL: unique_violation. */
+function isUniqueViolation(err: unknown): boolean {
+  const { code, message } = err as { code?: string; message?: string };
+  return code === '23505' || (code === 'SQLITE_CONSTRAINT' && /UNIQUE|PRIMARY KEY/i.test(message ?? ''));
+}
+
 const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
 const isoOrNull = (ms: number | string | null): string | null => (ms === null ? null : iso(ms));
 
@@ -100,10 +145,16 @@ function toRecord(row: RecordRow): WorkflowRecord {
 export class RecordsRepository {
   constructor(private readonly knex: Knex) {}
 
-  /** Stores a new pending record; with `process`, the intent to process is stored with it. */
-  async create(input: RecordInput, opts: { process: boolean }): Promise<{ record: WorkflowRecord; seq: number }> {
+  /**
+   * Stores new pending records in one transaction; with `process`, the intent to
+   * process is stored with them (the caller enqueues after commit). With an
+   * idempotency key, the response is stored in the same transaction, so of any
+   * number of concurrent requests with one key exactly one creates records and
+   * the others get its response back.
+   */
+  async insertRecords(inputs: readonly RecordInput[], opts: InsertOptions): Promise<InsertOutcome> {
     const now = Date.now();
-    const row: RecordRow = {
+    const rows: RecordRow[] = inputs.map((input) => ({
       id: randomUUID(),
       source: input.source,
       category: input.category,
@@ -114,12 +165,80 @@ export class RecordsRepository {
       attempts: 0,
       queue_seq: opts.process ? 1 : 0,
       queued_at: opts.process ? now : null,
+      queued_request_id: opts.process ? opts.requestId : null,
       created_at: now,
       updated_at: now,
       processed_at: null,
+    }));
+    const records = rows.map(toRecord);
+    const { idempotency } = opts;
+    try {
+      await this.knex.transaction(async (trx) => {
+        if (idempotency) {
+          const response = idempotency.respond(records);
+          await trx('idempotency_keys').insert({
+            key: idempotency.key,
+            request_hash: idempotency.requestHash,
+            status_code: response.statusCode,
+            response: JSON.stringify(response.body),
+            location: response.location,
+            created_at: now,
+          });
+        }
+        for (let i = 0; i < rows.length; i += INSERT_CHUNK)
+          await trx('records').insert(rows.slice(i, i + INSERT_CHUNK));
+      });
+    } catch (err) {
+      if (!idempotency || !isUniqueViolation(err)) throw err;
+      // another request with this key committed first
+      const stored = await this.findIdempotentResponse(idempotency.key);
+      if (!stored) throw err;
+      return { replayed: true, ...stored };
+    }
+    return { replayed: false, records };
+  }
+
+  /** The stored first response to an Idempotency-Key, while it is younger than 24 h. */
+  async findIdempotentResponse(key: string): Promise<StoredResponse | null> {
+    const row = (await this.knex('idempotency_keys')
+      .where({ key })
+      .andWhere('created_at', '>', Date.now() - IDEMPOTENCY_TTL_MS)
+      .first()) as IdempotencyRow | undefined;
+    if (!row) return null;
+    return {
+      requestHash: row.request_hash,
+      statusCode: Number(row.status_code),
+      body: JSON.parse(row.response) as unknown,
+      location: row.location,
     };
-    await this.knex('records').insert(row);
-    return { record: toRecord(row), seq: row.queue_seq };
+  }
+
+  /** Deletes idempotency keys older than 24 h; returns how many. */
+  async pruneIdempotencyKeys(): Promise<number> {
+    return this.knex('idempotency_keys')
+      .where('created_at', '<=', Date.now() - IDEMPOTENCY_TTL_MS)
+      .delete();
+  }
+
+  /**
+   * Pending records whose intent to process is older than `queuedBefore`: the
+   * candidates for a lost enqueue. Keyset-paged on id.
+   */
+  async findOutstandingIntents(
+    queuedBefore: number,
+    afterId: string | null,
+    limit: number,
+  ): Promise<OutstandingIntent[]> {
+    const q = this.knex('records')
+      .select('id', 'queue_seq', 'queued_request_id')
+      .where('status', 'pending')
+      .whereNotNull('queued_at')
+      .andWhere('queued_at', '<', queuedBefore)
+      .orderBy('id')
+      .limit(limit);
+    if (afterId) q.andWhere('id', '>', afterId);
+    const rows = (await q) as Array<Pick<RecordRow, 'id' | 'queue_seq' | 'queued_request_id'>>;
+    return rows.map((r) => ({ recordId: r.id, seq: Number(r.queue_seq), requestId: r.queued_request_id }));
   }
 
   async findById(id: string): Promise<WorkflowRecord | null> {
@@ -136,12 +255,17 @@ export class RecordsRepository {
    * Accepts a pending, not yet queued record for processing: one guarded statement,
    * so of any number of concurrent claims exactly one matches the row.
    */
-  async claimForProcessing(id: string): Promise<ClaimOutcome> {
+  async claimForProcessing(id: string, requestId: string | null): Promise<ClaimOutcome> {
     const now = Date.now();
     const rows = (await this.knex('records')
       .where({ id, status: 'pending' })
       .whereNull('queued_at')
-      .update({ queue_seq: this.knex.raw('queue_seq + 1'), queued_at: now, updated_at: now })
+      .update({
+        queue_seq: this.knex.raw('queue_seq + 1'),
+        queued_at: now,
+        queued_request_id: requestId,
+        updated_at: now,
+      })
       .returning(['queue_seq'])) as Array<{ queue_seq: number }>;
     if (rows.length === 1) return { claimed: true, seq: Number(rows[0]!.queue_seq) };
     const current = await this.knex<RecordRow>('records').select('status').where({ id }).first();
@@ -159,6 +283,7 @@ export class RecordsRepository {
           status: 'pending',
           queue_seq: trx.raw('queue_seq + 1'),
           queued_at: now,
+          queued_request_id: requestId,
           attempts: 0,
           result: null,
           error: null,
