@@ -2,17 +2,86 @@ import Joi from 'joi';
 import { AppError } from './errors.js';
 import { RECORD_STATUSES } from './records.js';
 
-const name = Joi.string().min(1).max(128);
+/**
+ * Joi validates an object through a copy made with Object.assign, which turns an own
+ * `__proto__` key (JSON.parse makes one) into a prototype change and so drops it
+ * silently (Koa's query object has such keys too). A client's `__proto__` field or
+ * query parameter is refused like any other unknown one.
+ */
+const StrictJoi: Joi.Root = Joi.extend((joi) => ({
+  type: 'object',
+  base: joi.object(),
+  prepare(value: unknown, helpers: Joi.CustomHelpers) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, '__proto__')) return undefined;
+    const { state } = helpers;
+    const at = state.localize?.([...(state.path ?? []), '__proto__']);
+    const error = helpers.error('object.unknown', { child: '__proto__', label: '__proto__' }, at);
+    return { value, errors: [error] };
+  },
+}));
 
-export const recordInputSchema = Joi.object({
+// control characters and lone surrogates: PostgreSQL refuses NUL in text, and a lone
+// surrogate cannot be encoded as UTF-8, so neither can be stored as given
+const STORABLE_TEXT = /^[^\p{Cc}\p{Cs}]*$/u;
+
+const name = Joi.string()
+  .min(1)
+  .max(128)
+  .pattern(STORABLE_TEXT)
+  .messages({ 'string.pattern.base': '{{#label}} must not contain control characters' });
+
+export const PAYLOAD_MAX_DEPTH = 32;
+export const PAYLOAD_MAX_KEYS = 1000;
+
+type PayloadProblem = 'payload.depth' | 'payload.keys' | 'payload.proto';
+
+/**
+ * Checks nesting depth (the payload itself is level 1), the total number of object keys
+ * and `__proto__` keys. Iterative on purpose: JSON.parse accepts a document nested
+ * thousands deep, and a recursive walk over it would overflow the call stack.
+ */
+export function payloadProblem(payload: object): PayloadProblem | null {
+  const pending: Array<[unknown, number]> = [[payload, 1]];
+  let keys = 0;
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!;
+    if (depth > PAYLOAD_MAX_DEPTH) return 'payload.depth';
+    const children: unknown[] = Array.isArray(node) ? node : [];
+    if (!Array.isArray(node)) {
+      const own = Object.keys(node as object);
+      keys += own.length;
+      if (keys > PAYLOAD_MAX_KEYS) return 'payload.keys';
+      // stored as data it would be harmless here, but a consumer that merges the
+      // payload into an object (Object.assign, a deep merge) would change its prototype
+      if (own.includes('__proto__')) return 'payload.proto';
+      for (const key of own) children.push((node as Record<string, unknown>)[key]);
+    }
+    for (const child of children) if (child !== null && typeof child === 'object') pending.push([child, depth + 1]);
+  }
+  return null;
+}
+
+const payload = Joi.object()
+  .unknown(true)
+  .custom((value: object, helpers) => {
+    const problem = payloadProblem(value);
+    return problem ? helpers.error(problem, { depth: PAYLOAD_MAX_DEPTH, keys: PAYLOAD_MAX_KEYS }) : value;
+  }, 'payload limits')
+  .messages({
+    'payload.depth': '{{#label}} must not be nested deeper than {{#depth}} levels',
+    'payload.keys': '{{#label}} must not have more than {{#keys}} keys in total',
+    'payload.proto': '{{#label}} must not contain a "__proto__" key',
+  });
+
+export const recordInputSchema = StrictJoi.object({
   source: name.required(),
   category: name.required(),
-  payload: Joi.object().unknown(true).required(),
+  payload: payload.required(),
 }).unknown(false);
 
 export const recordIdSchema = Joi.string().guid({ version: ['uuidv4', 'uuidv7'] });
 
-export const processQuerySchema = Joi.object({
+export const processQuerySchema = StrictJoi.object({
   process: Joi.boolean().truthy('1').falsy('0').default(false),
 }).unknown(false);
 
@@ -44,7 +113,7 @@ const dateMessages = {
   'date.base': '{{#label}} must be a valid date',
 };
 
-export const summaryQuerySchema = Joi.object({
+export const summaryQuerySchema = StrictJoi.object({
   status: Joi.string().valid(...RECORD_STATUSES),
   category: name,
   source: name,
@@ -70,7 +139,8 @@ export interface SummaryFilters {
 
 /** Validates against a schema; a failure is the contract's 422 with one detail per problem. */
 export function validate<T>(schema: Joi.Schema, value: unknown, where?: string): T {
-  const { value: result, error } = schema.validate(value, { abortEarly: false, convert: true });
+  // required: a POST without a body leaves it undefined, which Joi would otherwise accept as "nothing to check"
+  const { value: result, error } = schema.required().validate(value, { abortEarly: false, convert: true });
   if (error) {
     const details = error.details.map((d) => ({
       field: [where, ...d.path].filter((p) => p !== undefined && p !== '').join('.') || where || undefined,

@@ -7,7 +7,16 @@ import { AppError } from '../../shared/index.js';
  * 413, one that does not parse 400 — all in the contract's error shape.
  */
 export function jsonBody(limit: string): Middleware {
-  const parse = bodyParser({ enableTypes: ['json'], jsonLimit: limit, strict: false }) as unknown as Middleware;
+  const parse = bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: limit,
+    strict: false,
+    // the type was checked below; the parser's own list would skip e.g. application/merge-patch+json
+    detectJSON: () => true,
+    // a `__proto__` key is parsed as the plain data it is, and the schemas refuse it
+    // with a 422 naming the field (the parser would call it malformed JSON)
+    onProtoPoisoning: 'ignore',
+  } as bodyParser.Options) as unknown as Middleware;
   const noop = async () => undefined;
   return async (ctx, next) => {
     if (ctx.request.length || ctx.get('Transfer-Encoding')) {
