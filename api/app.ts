@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import Koa from 'koa';
+import { apiKeyAuth } from './middleware/api-key.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { jsonBody } from './middleware/json-body.js';
 import { requestId } from './middleware/request-id.js';
@@ -17,10 +18,13 @@ export function createApp(deps: AppDeps): Koa {
   // errors are answered and logged by errorHandler; Koa's default would print to stderr
   app.silent = true;
 
+  const { config, logger } = deps;
   app.use(requestId());
-  app.use(requestLog(deps.logger));
-  app.use(errorHandler(deps.logger));
-  app.use(jsonBody(deps.config.bodyLimit));
+  app.use(requestLog(logger));
+  app.use(errorHandler(logger));
+  // who may write is settled before a body is read
+  app.use(apiKeyAuth(config.apiKeys, logger, { protectedPrefixes: ['/admin'] }));
+  app.use(jsonBody(config.bodyLimit));
   const router = new Router();
   registerHealthRoutes(router, deps);
   registerRecordsRoutes(router, deps);

@@ -20,7 +20,6 @@ if (config.migrateOnStart) {
   const ran = await db.migrate();
   if (ran.length > 0) logger.info({ migrations: ran }, 'migrations applied');
 }
-if (config.apiKeys.length === 0) logger.warn('API_KEYS is not set: writes are open to anyone who can reach the API');
 
 const redis = createRedisConnection(config.redisUrl, 'producer', logger);
 const queue = createProcessingQueue(redis, {
