@@ -3,6 +3,7 @@ import Koa from 'koa';
 import { apiKeyAuth } from './middleware/api-key.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { jsonBody } from './middleware/json-body.js';
+import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { requestLog } from './middleware/request-log.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -22,8 +23,13 @@ export function createApp(deps: AppDeps): Koa {
   app.use(requestId());
   app.use(requestLog(logger));
   app.use(errorHandler(logger));
-  // who may write is settled before a body is read
+  // who may write, and how often, is settled before a body is read
   app.use(apiKeyAuth(config.apiKeys, logger, { protectedPrefixes: ['/admin'] }));
+  if (config.rateLimitPerMinute !== null) {
+    app.use(
+      rateLimit({ redis: deps.redis, perMinute: config.rateLimitPerMinute, keyPrefix: config.queuePrefix, logger }),
+    );
+  }
   app.use(jsonBody(config.bodyLimit));
   const router = new Router();
   registerHealthRoutes(router, deps);

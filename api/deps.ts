@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Config, Database, Logger, ProcessJobData, VersionInfo } from '../shared/index.js';
 
 /** What the app is built from: the entry file passes real ones, tests their own. */
@@ -7,5 +8,7 @@ export interface AppDeps {
   logger: Logger;
   db: Database;
   queue: Queue<ProcessJobData>;
+  /** the producer connection (the queue's own); the rate limiter counts here */
+  redis: Redis;
   version: VersionInfo;
 }

@@ -28,7 +28,7 @@ const queue = createProcessingQueue(redis, {
   retryBackoffMs: config.retryBackoffMs,
 });
 void warnUnlessNoEviction(redis, logger);
-const app = createApp({ config, logger, db, queue, version: readVersionInfo(config.gitCommit) });
+const app = createApp({ config, logger, db, queue, redis, version: readVersionInfo(config.gitCommit) });
 const server = http.createServer(app.callback());
 
 const close = closeInOrder(

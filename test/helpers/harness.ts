@@ -4,7 +4,7 @@ import supertest from 'supertest';
 import type Koa from 'koa';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createApp } from '../../api/app.js';
+import { createApp, type AppDeps } from '../../api/app.js';
 import { createRecordsWorker, type RecordsWorker } from '../../worker/worker.js';
 import type { ProcessorRegistry } from '../../worker/processors/index.js';
 import {
@@ -30,6 +30,8 @@ export interface LogLine {
 export interface Harness {
   config: Config;
   db: Database;
+  /** what the app was built from, to build another app (a second API process) on the same Redis and database */
+  deps: AppDeps;
   app: Koa;
   http: ReturnType<typeof supertest>;
   queue: Queue<ProcessJobData>;
@@ -80,11 +82,20 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     maxAttempts: config.maxAttempts,
     retryBackoffMs: config.retryBackoffMs,
   });
-  const app = createApp({ config, logger, db, queue, version: { version: '0.0.0-test', commit: 'test' } });
+  const deps: AppDeps = {
+    config,
+    logger,
+    db,
+    queue,
+    redis: producer,
+    version: { version: '0.0.0-test', commit: 'test' },
+  };
+  const app = createApp(deps);
 
   const harness: Harness = {
     config,
     db,
+    deps,
     app,
     http: supertest(app.callback()),
     queue,
