@@ -6,6 +6,7 @@ import { jsonBody } from './middleware/json-body.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { requestLog } from './middleware/request-log.js';
+import { securityHeaders } from './middleware/security-headers.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerRecordsRoutes } from './routes/records.js';
 import { registerReportsRoutes } from './routes/reports.js';
@@ -20,6 +21,7 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true;
 
   const { config, logger } = deps;
+  app.use(securityHeaders());
   app.use(requestId());
   app.use(requestLog(logger));
   app.use(errorHandler(logger));
