@@ -199,6 +199,13 @@ function queryString(names: readonly string[]) {
   return fc.oneof({ weight: 4, arbitrary: encoded }, { weight: 1, arbitrary: raw });
 }
 
+/** Absent mostly; a few fixed keys so repeats replay or collide; any printable text, up to past the 255 limit. */
+const idempotencyKey = fc.oneof(
+  { weight: 6, arbitrary: fc.constant<string | null>(null) },
+  { weight: 2, arbitrary: fc.constantFrom<string | null>('idem-1', 'idem-2', "' or 1=1 --", 'k'.repeat(255)) },
+  { weight: 1, arbitrary: fc.string({ maxLength: 300 }) },
+);
+
 const apiKey = fc.oneof(
   { weight: 9, arbitrary: fc.constant<string | null>(KEY) },
   { weight: 1, arbitrary: fc.constantFrom<string | null>(null, '', `${KEY}x`, KEY.slice(1)) },
@@ -226,9 +233,12 @@ describe('fuzz: hostile requests never make the API fail', function () {
     await h.close();
   });
 
-  async function recordCount(): Promise<number> {
-    const [{ n }] = (await h.db.knex('records').count({ n: '*' })) as Array<{ n: number | string }>;
-    return Number(n);
+  async function rowCounts(): Promise<{ records: number; idempotencyKeys: number }> {
+    const count = async (table: string) => {
+      const [{ n }] = (await h.db.knex(table).count({ n: '*' })) as Array<{ n: number | string }>;
+      return Number(n);
+    };
+    return { records: await count('records'), idempotencyKeys: await count('idempotency_keys') };
   }
 
   /** The part of the property every answer must meet. */
@@ -255,7 +265,7 @@ describe('fuzz: hostile requests never make the API fail', function () {
     }
   }
 
-  it(`POST /records: ${RUNS.postRecords} random bodies, content types, query strings and keys`, async () => {
+  it(`POST /records: ${RUNS.postRecords} random bodies, content types, query strings, keys and idempotency keys`, async () => {
     const property = fc.asyncProperty(
       jsonBody,
       contentType,
@@ -265,23 +275,30 @@ describe('fuzz: hostile requests never make the API fail', function () {
         { weight: 2, arbitrary: queryString(['process']) },
       ),
       apiKey,
-      async (body, type, query, key) => {
-        const before = await recordCount();
+      idempotencyKey,
+      async (body, type, query, key, idempotency) => {
+        const before = await rowCounts();
         let req = client.post(`/records${query ? `?${query}` : ''}`).set('Content-Type', type);
         if (key !== null) req = req.set('X-API-Key', key);
+        if (idempotency !== null) req = req.set('Idempotency-Key', idempotency);
         const res = await req.send(body);
         const problem = problemWith(res);
         if (problem) throw new Error(problem);
-        const after = await recordCount();
+        const after = await rowCounts();
         if (res.status === 201) {
-          expect(after).to.equal(before + 1);
+          const replayed = res.headers['idempotent-replayed'] === 'true';
+          expect(after).to.deep.equal(
+            replayed
+              ? before
+              : { records: before.records + 1, idempotencyKeys: before.idempotencyKeys + (idempotency ? 1 : 0) },
+          );
           expect(res.headers.location).to.equal(`/records/${res.body.id}`);
           // what was stored is what was sent
           const sent = JSON.parse(body) as { payload: unknown };
           expect(JSON.stringify(res.body.payload)).to.equal(JSON.stringify(sent.payload));
         } else {
           expect(res.status, JSON.stringify(res.body)).to.be.within(400, 499);
-          expect(after, 'a refused write stored something').to.equal(before);
+          expect(after, 'a refused write stored something').to.deep.equal(before);
         }
       },
     );

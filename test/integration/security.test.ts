@@ -21,12 +21,16 @@ const nestedObjects = (depth: number) => `${'{"a":'.repeat(depth - 1)}{}${'}'.re
 const withPayload = (payloadJson: string) => `{"source":"s","category":"c","payload":${payloadJson}}`;
 const manyKeys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
 
-async function rowCounts(h: Harness): Promise<{ records: number; transitions: number }> {
+async function rowCounts(h: Harness): Promise<{ records: number; transitions: number; idempotencyKeys: number }> {
   const count = async (table: string) => {
     const [{ n }] = (await h.db.knex(table).count({ n: '*' })) as Array<{ n: number | string }>;
     return Number(n);
   };
-  return { records: await count('records'), transitions: await count('record_transitions') };
+  return {
+    records: await count('records'),
+    transitions: await count('record_transitions'),
+    idempotencyKeys: await count('idempotency_keys'),
+  };
 }
 
 interface BadRequest {
@@ -211,6 +215,28 @@ describe('security: hostile input', () => {
       code: 'VALIDATION_ERROR',
     },
     { what: 'a numeric source', body: { ...valid, source: 42 }, status: 422, code: 'VALIDATION_ERROR' },
+    // headers
+    {
+      what: 'an empty Idempotency-Key',
+      headers: { 'Idempotency-Key': '' },
+      body: valid,
+      status: 422,
+      code: 'VALIDATION_ERROR',
+    },
+    {
+      what: 'a 256-character Idempotency-Key',
+      headers: { 'Idempotency-Key': 'k'.repeat(256) },
+      body: valid,
+      status: 422,
+      code: 'VALIDATION_ERROR',
+    },
+    {
+      what: 'an Idempotency-Key with an invalid body',
+      headers: { 'Idempotency-Key': 'idem-1' },
+      body: { ...valid, payload: manyKeys(1001) },
+      status: 422,
+      code: 'VALIDATION_ERROR',
+    },
     // query parameters
     {
       what: 'an unknown query parameter',
@@ -435,7 +461,7 @@ describe('security: API keys', () => {
       const res = await h.http.post('/records').set(headers).send(valid);
       expectContractError(res, 401, 'UNAUTHORIZED');
       expect(res.headers['www-authenticate']).to.contain(challenge);
-      expect(await rowCounts(h)).to.deep.equal({ records: 0, transitions: 0 });
+      expect(await rowCounts(h)).to.deep.equal({ records: 0, transitions: 0, idempotencyKeys: 0 });
     });
   }
 
