@@ -109,6 +109,7 @@ interface IdempotencyRow {
 }
 
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+const BUSY_RETRIES = 5;
 // rows per INSERT statement: stays under SQLite's bound-parameter limit
 const INSERT_CHUNK = 500;
 
@@ -146,6 +147,21 @@ export class RecordsRepository {
   constructor(private readonly knex: Knex) {}
 
   /**
+   * Runs a write, retrying when SQLite's busy timeout ran out under another
+   * process's write lock: the caller sees a slow write, not an error.
+   */
+  private async write<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= BUSY_RETRIES) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+      }
+    }
+  }
+
+  /**
    * Stores new pending records in one transaction; with `process`, the intent to
    * process is stored with them (the caller enqueues after commit). With an
    * idempotency key, the response is stored in the same transaction, so of any
@@ -173,21 +189,23 @@ export class RecordsRepository {
     const records = rows.map(toRecord);
     const { idempotency } = opts;
     try {
-      await this.knex.transaction(async (trx) => {
-        if (idempotency) {
-          const response = idempotency.respond(records);
-          await trx('idempotency_keys').insert({
-            key: idempotency.key,
-            request_hash: idempotency.requestHash,
-            status_code: response.statusCode,
-            response: JSON.stringify(response.body),
-            location: response.location,
-            created_at: now,
-          });
-        }
-        for (let i = 0; i < rows.length; i += INSERT_CHUNK)
-          await trx('records').insert(rows.slice(i, i + INSERT_CHUNK));
-      });
+      await this.write(() =>
+        this.knex.transaction(async (trx) => {
+          if (idempotency) {
+            const response = idempotency.respond(records);
+            await trx('idempotency_keys').insert({
+              key: idempotency.key,
+              request_hash: idempotency.requestHash,
+              status_code: response.statusCode,
+              response: JSON.stringify(response.body),
+              location: response.location,
+              created_at: now,
+            });
+          }
+          for (let i = 0; i < rows.length; i += INSERT_CHUNK)
+            await trx('records').insert(rows.slice(i, i + INSERT_CHUNK));
+        }),
+      );
     } catch (err) {
       if (!idempotency || !isUniqueViolation(err)) throw err;
       // another request with this key committed first
@@ -275,78 +293,100 @@ export class RecordsRepository {
 
   /** The operator's `failed → pending`, queued again under the next queueing number. */
   async retry(id: string, requestId: string | null): Promise<RetryOutcome> {
-    return this.knex.transaction(async (trx) => {
-      const now = Date.now();
-      const rows = (await trx('records')
-        .where({ id, status: 'failed' })
-        .update({
-          status: 'pending',
-          queue_seq: trx.raw('queue_seq + 1'),
-          queued_at: now,
-          queued_request_id: requestId,
-          attempts: 0,
-          result: null,
+    return this.write(() =>
+      this.knex.transaction(async (trx) => {
+        const now = Date.now();
+        const rows = (await trx('records')
+          .where({ id, status: 'failed' })
+          .update({
+            status: 'pending',
+            queue_seq: trx.raw('queue_seq + 1'),
+            queued_at: now,
+            queued_request_id: requestId,
+            attempts: 0,
+            result: null,
+            error: null,
+            processed_at: null,
+            updated_at: now,
+          })
+          .returning(['queue_seq'])) as Array<{ queue_seq: number }>;
+        if (rows.length === 0) {
+          const exists = await trx('records').select('id').where({ id }).first();
+          return { retried: false, reason: exists ? 'not_failed' : 'not_found' };
+        }
+        await trx('record_transitions').insert({
+          record_id: id,
+          from_status: 'failed',
+          to_status: 'pending',
+          at: now,
+          attempt: 0,
           error: null,
-          processed_at: null,
-          updated_at: now,
-        })
-        .returning(['queue_seq'])) as Array<{ queue_seq: number }>;
-      if (rows.length === 0) {
-        const exists = await trx('records').select('id').where({ id }).first();
-        return { retried: false, reason: exists ? 'not_failed' : 'not_found' };
-      }
-      await trx('record_transitions').insert({
-        record_id: id,
-        from_status: 'failed',
-        to_status: 'pending',
-        at: now,
-        attempt: 0,
-        error: null,
-        request_id: requestId,
-        job_id: null,
-      });
-      return { retried: true, seq: Number(rows[0]!.queue_seq) };
-    });
+          request_id: requestId,
+          job_id: null,
+        });
+        return { retried: true, seq: Number(rows[0]!.queue_seq) };
+      }),
+    );
   }
 
   /**
-   * The guarded terminal transition and its history row, in one transaction.
-   * Returns false when the guard matched nothing: another delivery already did it.
+   * Guarded terminal transitions with their history rows, all in one transaction
+   * (a worker commits the outcomes of jobs that finish together as one group).
+   * For each input: false when the guard matched nothing, because another delivery
+   * already did it or the outcome belongs to an earlier queueing.
    */
+  async applyTransitions(transitions: readonly TransitionInput[]): Promise<boolean[]> {
+    return this.write(() =>
+      this.knex.transaction(async (trx) => {
+        const now = Date.now();
+        const applied: boolean[] = [];
+        const history: object[] = [];
+        for (const t of transitions) {
+          const changed = await trx('records')
+            .where({ id: t.recordId, status: 'pending', queue_seq: t.seq })
+            .update({
+              status: t.to,
+              result: t.result ? JSON.stringify(t.result) : null,
+              error: t.error ?? null,
+              attempts: t.attempt,
+              queued_at: null,
+              processed_at: now,
+              updated_at: now,
+            });
+          applied.push(changed === 1);
+          if (changed === 1) {
+            history.push({
+              record_id: t.recordId,
+              from_status: 'pending',
+              to_status: t.to,
+              at: now,
+              attempt: t.attempt,
+              error: t.error ?? null,
+              request_id: t.requestId,
+              job_id: t.jobId,
+            });
+          }
+        }
+        for (let i = 0; i < history.length; i += INSERT_CHUNK) {
+          await trx('record_transitions').insert(history.slice(i, i + INSERT_CHUNK));
+        }
+        return applied;
+      }),
+    );
+  }
+
   async applyTransition(t: TransitionInput): Promise<boolean> {
-    return this.knex.transaction(async (trx) => {
-      const now = Date.now();
-      const changed = await trx('records')
-        .where({ id: t.recordId, status: 'pending', queue_seq: t.seq })
-        .update({
-          status: t.to,
-          result: t.result ? JSON.stringify(t.result) : null,
-          error: t.error ?? null,
-          attempts: t.attempt,
-          queued_at: null,
-          processed_at: now,
-          updated_at: now,
-        });
-      if (changed === 0) return false;
-      await trx('record_transitions').insert({
-        record_id: t.recordId,
-        from_status: 'pending',
-        to_status: t.to,
-        at: now,
-        attempt: t.attempt,
-        error: t.error ?? null,
-        request_id: t.requestId,
-        job_id: t.jobId,
-      });
-      return true;
-    });
+    const [applied] = await this.applyTransitions([t]);
+    return applied === true;
   }
 
   /** Makes a transient failure visible on the record while the job waits for its next attempt. */
   async recordFailedAttempt(recordId: string, seq: number, attempt: number, error: string): Promise<void> {
-    await this.knex('records')
-      .where({ id: recordId, status: 'pending', queue_seq: seq })
-      .update({ attempts: attempt, error, updated_at: Date.now() });
+    await this.write(() =>
+      this.knex('records')
+        .where({ id: recordId, status: 'pending', queue_seq: seq })
+        .update({ attempts: attempt, error, updated_at: Date.now() }),
+    );
   }
 
   async history(id: string): Promise<Transition[] | null> {
