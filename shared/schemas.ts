@@ -79,6 +79,12 @@ export const recordInputSchema = StrictJoi.object({
   payload: payload.required(),
 }).unknown(false);
 
+export const BATCH_MAX_RECORDS = 1000;
+
+export const batchInputSchema = StrictJoi.object({
+  records: Joi.array().items(recordInputSchema).min(1).max(BATCH_MAX_RECORDS).required(),
+}).unknown(false);
+
 export const recordIdSchema = Joi.string().guid({ version: ['uuidv4', 'uuidv7'] });
 
 export const processQuerySchema = StrictJoi.object({
@@ -139,8 +145,13 @@ export interface SummaryFilters {
 
 /** Validates against a schema; a failure is the contract's 422 with one detail per problem. */
 export function validate<T>(schema: Joi.Schema, value: unknown, where?: string): T {
-  // required: a POST without a body leaves it undefined, which Joi would otherwise accept as "nothing to check"
-  const { value: result, error } = schema.required().validate(value, { abortEarly: false, convert: true });
+  // a POST without a body leaves it undefined, which Joi would accept as "nothing to check"
+  if (value === undefined) {
+    throw new AppError('VALIDATION_ERROR', undefined, [
+      { field: where, message: `"${where ?? 'value'}" is required`, type: 'any.required' },
+    ]);
+  }
+  const { value: result, error } = schema.validate(value, { abortEarly: false, convert: true });
   if (error) {
     const details = error.details.map((d) => ({
       field: [where, ...d.path].filter((p) => p !== undefined && p !== '').join('.') || where || undefined,

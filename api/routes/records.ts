@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import {
   AppError,
+  batchInputSchema,
   enqueueProcessing,
   processQuerySchema,
   recordIdSchema,
@@ -89,6 +90,16 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
       statusCode: 201,
       body: record,
       location: `/records/${record!.id}`,
+    }));
+  });
+
+  router.post('/records/batch', async (ctx) => {
+    const { process } = validate<{ process: boolean }>(processQuerySchema, ctx.query, 'query');
+    const { records: inputs } = validate<{ records: RecordInput[] }>(batchInputSchema, ctx.request.body, 'body');
+    await storeRecords(ctx, inputs, process, (created) => ({
+      statusCode: 201,
+      body: { items: created, count: created.length },
+      location: null,
     }));
   });
 
