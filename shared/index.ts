@@ -7,3 +7,4 @@ export * from './records.js';
 export * from './schemas.js';
 export * from './version.js';
 export * from './shutdown.js';
+export * from './coalescer.js';

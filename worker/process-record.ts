@@ -1,9 +1,13 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import type { Logger, ProcessJobData, RecordsRepository, TransitionInput } from '../shared/index.js';
+import type { Logger, ProcessJobData, QueuedRecord, RecordsRepository, TransitionInput } from '../shared/index.js';
 import { processorFor, type ProcessorRegistry } from './processors/index.js';
 
 export interface ProcessRecordDeps {
   records: RecordsRepository;
+  /** loads a record with its queueing, possibly in one query with other jobs' */
+  loadRecord(id: string): Promise<QueuedRecord | null>;
+  /** applies one outcome with its guard, possibly grouped with others; false when the guard matched nothing */
+  applyTransition(transition: TransitionInput): Promise<boolean>;
   processors: ProcessorRegistry;
   logger: Logger;
   maxAttempts: number;
@@ -16,11 +20,18 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  * Transient errors are rethrown so BullMQ retries them with backoff; the last
  * attempt's error, or any permanent one, fails the record instead.
  */
-export function createRecordHandler({ records, processors, logger, maxAttempts }: ProcessRecordDeps) {
+export function createRecordHandler({
+  records,
+  loadRecord,
+  applyTransition,
+  processors,
+  logger,
+  maxAttempts,
+}: ProcessRecordDeps) {
   return async function processRecord(job: Job<ProcessJobData>): Promise<void> {
     const { recordId, seq, requestId } = job.data;
     const log = logger.child({ record_id: recordId, job_id: job.id, request_id: requestId });
-    const found = await records.findQueued(recordId);
+    const found = await loadRecord(recordId);
     if (!found || found.record.status !== 'pending' || found.queueSeq !== seq) {
       // guard: a redelivered or stale job finds the record no longer pending for its queueing
       log.info({ status: found?.record.status ?? null }, 'job skipped: record not pending for this queueing');
@@ -43,7 +54,7 @@ export function createRecordHandler({ records, processors, logger, maxAttempts }
       transition = { ...base, to: 'failed', error: messageOf(err) };
     }
 
-    if (await records.applyTransition(transition)) {
+    if (await applyTransition(transition)) {
       log.info({ from: 'pending', to: transition.to, attempt }, 'transition');
     } else {
       log.info({ to: transition.to, attempt }, 'transition skipped: guard matched no row');

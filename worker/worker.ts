@@ -2,12 +2,15 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   createProcessingQueue,
+  Coalescer,
   QUEUE_NAME,
   warnUnlessNoEviction,
   type Config,
   type Database,
   type Logger,
   type ProcessJobData,
+  type QueuedRecord,
+  type TransitionInput,
 } from '../shared/index.js';
 import { createRecordHandler } from './process-record.js';
 import { processors as defaultRegistry, type ProcessorRegistry } from './processors/index.js';
@@ -29,8 +32,14 @@ export interface RecordsWorker {
 }
 
 export function createRecordsWorker({ config, logger, db, connection, processors }: WorkerDeps): RecordsWorker {
+  // outcomes of jobs that finish together are written in one transaction
+  const transitions = new Coalescer<TransitionInput, boolean>((group) => db.records.applyTransitions(group), 200);
+  // jobs that start together read their records in one query
+  const loads = new Coalescer<string, QueuedRecord | null>((ids) => db.records.findQueued(ids), 200);
   const handler = createRecordHandler({
     records: db.records,
+    loadRecord: (id) => loads.submit(id),
+    applyTransition: (transition) => transitions.submit(transition),
     processors: processors ?? defaultRegistry,
     logger,
     maxAttempts: config.maxAttempts,

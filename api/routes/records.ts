@@ -4,10 +4,12 @@ import {
   AppError,
   batchInputSchema,
   enqueueProcessing,
+  Coalescer,
   processQuerySchema,
   recordIdSchema,
   recordInputSchema,
   validate,
+  type NewRecord,
   type RecordInput,
   type StoredResponse,
   type WorkflowRecord,
@@ -46,6 +48,14 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
     }
   }
 
+  async function insertAll(items: NewRecord[]): Promise<WorkflowRecord[]> {
+    const outcome = await records.insertRecords(items);
+    if (outcome.replayed) throw new Error('replay without an idempotency key');
+    return outcome.records;
+  }
+  // single-record creates from concurrent requests share one transaction
+  const singleInserts = new Coalescer<NewRecord, WorkflowRecord>(insertAll);
+
   /**
    * Stores records (and, with `process`, the intent to process them), then enqueues
    * after commit. With an Idempotency-Key the response is stored in the same
@@ -64,20 +74,23 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
       const stored = await records.findIdempotentResponse(key);
       if (stored) return replayStoredResponse(ctx, stored, requestHash);
     }
-    const outcome = await records.insertRecords(inputs, {
-      process,
-      requestId,
-      idempotency: key ? { key, requestHash, respond } : undefined,
-    });
-    if (outcome.replayed) return replayStoredResponse(ctx, outcome, requestHash);
+    const items = inputs.map((input) => ({ input, process, requestId }));
+    let created: WorkflowRecord[];
+    if (key) {
+      const outcome = await records.insertRecords(items, { key, requestHash, respond });
+      if (outcome.replayed) return replayStoredResponse(ctx, outcome, requestHash);
+      created = outcome.records;
+    } else {
+      created = items.length === 1 ? [await singleInserts.submit(items[0]!)] : await insertAll(items);
+    }
     if (process) {
       await enqueueProcessing(
         queue,
-        outcome.records.map((r) => ({ recordId: r.id, seq: 1, requestId })),
+        created.map((r) => ({ recordId: r.id, seq: 1, requestId })),
         logger,
       );
     }
-    const response = respond(outcome.records);
+    const response = respond(created);
     ctx.status = response.statusCode;
     if (response.location) ctx.set('Location', response.location);
     ctx.body = response.body;

@@ -8,7 +8,10 @@ export { dialectOf, type Dialect } from './knex.js';
 export * from './records-repository.js';
 
 export interface Database {
+  /** the connection(s) that write; on SQLite, one per process */
   readonly knex: Knex;
+  /** the connection(s) for reads: on SQLite separate from the writer (WAL), on PostgreSQL the same pool */
+  readonly reader: Knex;
   readonly dialect: Dialect;
   readonly records: RecordsRepository;
   migrate(): Promise<string[]>;
@@ -17,11 +20,18 @@ export interface Database {
 
 export function createDatabase(databaseUrl: string): Database {
   const knex = createKnex(databaseUrl);
+  const dialect = dialectOf(databaseUrl);
+  // a :memory: database exists once per connection: it cannot have a separate reader
+  const reader = dialect === 'sqlite' && !databaseUrl.endsWith(':memory:') ? createKnex(databaseUrl, 'reader') : knex;
   return {
     knex,
-    dialect: dialectOf(databaseUrl),
-    records: new RecordsRepository(knex),
+    reader,
+    dialect,
+    records: new RecordsRepository(knex, reader),
     migrate: () => migrateLatest(knex),
-    close: () => knex.destroy(),
+    close: async () => {
+      await knex.destroy();
+      if (reader !== knex) await reader.destroy();
+    },
   };
 }

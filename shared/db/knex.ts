@@ -16,24 +16,26 @@ export function dialectOf(databaseUrl: string): Dialect {
  * the lock instead of failing, and synchronous=NORMAL is durable in WAL mode up to the
  * last checkpoint-free commit on power loss (never corrupt).
  */
-export function createKnex(databaseUrl: string): Knex {
+export function createKnex(databaseUrl: string, role: 'writer' | 'reader' = 'writer'): Knex {
   if (dialectOf(databaseUrl) === 'sqlite') {
     const filename = databaseUrl.slice('sqlite:'.length);
     if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
+    const pragmas =
+      role === 'writer'
+        ? 'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;'
+        : 'PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;';
     return knexFactory({
       client: 'sqlite3',
       connection: { filename },
       useNullAsDefault: true,
       pool: {
-        // one connection per process: SQLite has one writer anyway, and in-process
-        // writers queue here instead of contending for the file lock
+        // one writing connection per process: SQLite has one writer anyway, and
+        // in-process writes queue here instead of contending for the file lock.
+        // Reads get connections of their own, so they never wait behind a write.
         min: 1,
-        max: 1,
+        max: role === 'writer' ? 1 : 2,
         afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
-          conn.exec(
-            'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;',
-            (err) => done(err, conn),
-          );
+          conn.exec(pragmas, (err) => done(err, conn));
         },
       },
     });

@@ -52,14 +52,17 @@ export interface StoredResponse {
   location: string | null;
 }
 
-export interface InsertOptions {
+export interface NewRecord {
+  input: RecordInput;
+  /** store the intent to process with the record */
   process: boolean;
   requestId: string | null;
-  idempotency?: {
-    key: string;
-    requestHash: string;
-    respond(records: WorkflowRecord[]): Omit<StoredResponse, 'requestHash'>;
-  };
+}
+
+export interface IdempotentInsert {
+  key: string;
+  requestHash: string;
+  respond(records: WorkflowRecord[]): Omit<StoredResponse, 'requestHash'>;
 }
 
 export type InsertOutcome = { replayed: false; records: WorkflowRecord[] } | ({ replayed: true } & StoredResponse);
@@ -122,12 +125,13 @@ function isUniqueViolation(err: unknown): boolean {
 const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
 const isoOrNull = (ms: number | string | null): string | null => (ms === null ? null : iso(ms));
 
-function toRecord(row: RecordRow): WorkflowRecord {
+/** `payload` when the caller already holds it parsed (a record just inserted). */
+function toRecord(row: RecordRow, payload?: JsonObject): WorkflowRecord {
   return {
     id: row.id,
     source: row.source,
     category: row.category,
-    payload: JSON.parse(row.payload) as JsonObject,
+    payload: payload ?? (JSON.parse(row.payload) as JsonObject),
     status: row.status,
     result: row.result === null ? null : (JSON.parse(row.result) as JsonObject),
     error: row.error,
@@ -144,7 +148,10 @@ function toRecord(row: RecordRow): WorkflowRecord {
  * history row, so a change that lost a race matches no row and writes nothing.
  */
 export class RecordsRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    private readonly reader: Knex = knex,
+  ) {}
 
   /**
    * Runs a write, retrying when SQLite's busy timeout ran out under another
@@ -162,15 +169,15 @@ export class RecordsRepository {
   }
 
   /**
-   * Stores new pending records in one transaction; with `process`, the intent to
-   * process is stored with them (the caller enqueues after commit). With an
-   * idempotency key, the response is stored in the same transaction, so of any
+   * Stores new pending records in one transaction; a record with `process` has
+   * its intent to process stored with it (the caller enqueues after commit). With
+   * an idempotency key, the response is stored in the same transaction, so of any
    * number of concurrent requests with one key exactly one creates records and
    * the others get its response back.
    */
-  async insertRecords(inputs: readonly RecordInput[], opts: InsertOptions): Promise<InsertOutcome> {
+  async insertRecords(items: readonly NewRecord[], idempotency?: IdempotentInsert): Promise<InsertOutcome> {
     const now = Date.now();
-    const rows: RecordRow[] = inputs.map((input) => ({
+    const rows: RecordRow[] = items.map(({ input, process, requestId }) => ({
       id: randomUUID(),
       source: input.source,
       category: input.category,
@@ -179,15 +186,14 @@ export class RecordsRepository {
       result: null,
       error: null,
       attempts: 0,
-      queue_seq: opts.process ? 1 : 0,
-      queued_at: opts.process ? now : null,
-      queued_request_id: opts.process ? opts.requestId : null,
+      queue_seq: process ? 1 : 0,
+      queued_at: process ? now : null,
+      queued_request_id: process ? requestId : null,
       created_at: now,
       updated_at: now,
       processed_at: null,
     }));
-    const records = rows.map(toRecord);
-    const { idempotency } = opts;
+    const records = rows.map((row, i) => toRecord(row, items[i]!.input.payload));
     try {
       await this.write(() =>
         this.knex.transaction(async (trx) => {
@@ -202,8 +208,9 @@ export class RecordsRepository {
               created_at: now,
             });
           }
-          for (let i = 0; i < rows.length; i += INSERT_CHUNK)
+          for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
             await trx('records').insert(rows.slice(i, i + INSERT_CHUNK));
+          }
         }),
       );
     } catch (err) {
@@ -218,7 +225,7 @@ export class RecordsRepository {
 
   /** The stored first response to an Idempotency-Key, while it is younger than 24 h. */
   async findIdempotentResponse(key: string): Promise<StoredResponse | null> {
-    const row = (await this.knex('idempotency_keys')
+    const row = (await this.reader('idempotency_keys')
       .where({ key })
       .andWhere('created_at', '>', Date.now() - IDEMPOTENCY_TTL_MS)
       .first()) as IdempotencyRow | undefined;
@@ -247,7 +254,7 @@ export class RecordsRepository {
     afterId: string | null,
     limit: number,
   ): Promise<OutstandingIntent[]> {
-    const q = this.knex('records')
+    const q = this.reader('records')
       .select('id', 'queue_seq', 'queued_request_id')
       .where('status', 'pending')
       .whereNotNull('queued_at')
@@ -260,13 +267,18 @@ export class RecordsRepository {
   }
 
   async findById(id: string): Promise<WorkflowRecord | null> {
-    const row = await this.knex<RecordRow>('records').where({ id }).first();
+    const row = await this.reader<RecordRow>('records').where({ id }).first();
     return row ? toRecord(row) : null;
   }
 
-  async findQueued(id: string): Promise<QueuedRecord | null> {
-    const row = await this.knex<RecordRow>('records').where({ id }).first();
-    return row ? { record: toRecord(row), queueSeq: Number(row.queue_seq), queued: row.queued_at !== null } : null;
+  /** Records with their current queueing, one per id in order (null where unknown): one query for many jobs. */
+  async findQueued(ids: readonly string[]): Promise<Array<QueuedRecord | null>> {
+    const rows = (await this.reader('records').whereIn('id', [...new Set(ids)])) as RecordRow[];
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => {
+      const row = byId.get(id);
+      return row ? { record: toRecord(row), queueSeq: Number(row.queue_seq), queued: row.queued_at !== null } : null;
+    });
   }
 
   /**
@@ -286,7 +298,7 @@ export class RecordsRepository {
       })
       .returning(['queue_seq'])) as Array<{ queue_seq: number }>;
     if (rows.length === 1) return { claimed: true, seq: Number(rows[0]!.queue_seq) };
-    const current = await this.knex<RecordRow>('records').select('status').where({ id }).first();
+    const current = await this.reader<RecordRow>('records').select('status').where({ id }).first();
     if (!current) return { claimed: false, reason: 'not_found' };
     return { claimed: false, reason: current.status === 'pending' ? 'already_queued' : 'not_pending' };
   }
@@ -336,41 +348,51 @@ export class RecordsRepository {
    * already did it or the outcome belongs to an earlier queueing.
    */
   async applyTransitions(transitions: readonly TransitionInput[]): Promise<boolean[]> {
+    // a group may hold two outcomes for one record (a redelivery): the first one is
+    // written, the others report that their guard matched nothing
+    const firsts = new Map<string, TransitionInput>();
+    for (const t of transitions) if (!firsts.has(t.recordId)) firsts.set(t.recordId, t);
+    const group = [...firsts.values()];
+    if (group.length === 0) return [];
+    const now = Date.now();
+    // one guarded UPDATE for the whole group (UPDATE … FROM a VALUES list, both engines),
+    // RETURNING the ids whose guard matched
+    const values = group.map(() => '(?, CAST(? AS INTEGER), ?, ?, ?, CAST(? AS INTEGER))').join(', ');
+    const bindings = group.flatMap((t) => [
+      t.recordId,
+      t.seq,
+      t.to,
+      t.result ? JSON.stringify(t.result) : null,
+      t.error ?? null,
+      t.attempt,
+    ]);
+    const sql = `WITH outcome (rid, seq, status, result, error, attempts) AS (VALUES ${values})
+      UPDATE records SET status = outcome.status, result = outcome.result, error = outcome.error,
+        attempts = outcome.attempts, queued_at = NULL, processed_at = ?, updated_at = ?
+      FROM outcome
+      WHERE records.id = outcome.rid AND records.status = 'pending' AND records.queue_seq = outcome.seq
+      RETURNING id`;
     return this.write(() =>
       this.knex.transaction(async (trx) => {
-        const now = Date.now();
-        const applied: boolean[] = [];
-        const history: object[] = [];
-        for (const t of transitions) {
-          const changed = await trx('records')
-            .where({ id: t.recordId, status: 'pending', queue_seq: t.seq })
-            .update({
-              status: t.to,
-              result: t.result ? JSON.stringify(t.result) : null,
-              error: t.error ?? null,
-              attempts: t.attempt,
-              queued_at: null,
-              processed_at: now,
-              updated_at: now,
-            });
-          applied.push(changed === 1);
-          if (changed === 1) {
-            history.push({
-              record_id: t.recordId,
-              from_status: 'pending',
-              to_status: t.to,
-              at: now,
-              attempt: t.attempt,
-              error: t.error ?? null,
-              request_id: t.requestId,
-              job_id: t.jobId,
-            });
-          }
-        }
+        const response = (await trx.raw(sql, [...bindings, now, now])) as
+          Array<{ id: string }> | { rows: Array<{ id: string }> };
+        const matched = new Set((Array.isArray(response) ? response : response.rows).map((r) => r.id));
+        const history = group
+          .filter((t) => matched.has(t.recordId))
+          .map((t) => ({
+            record_id: t.recordId,
+            from_status: 'pending',
+            to_status: t.to,
+            at: now,
+            attempt: t.attempt,
+            error: t.error ?? null,
+            request_id: t.requestId,
+            job_id: t.jobId,
+          }));
         for (let i = 0; i < history.length; i += INSERT_CHUNK) {
           await trx('record_transitions').insert(history.slice(i, i + INSERT_CHUNK));
         }
-        return applied;
+        return transitions.map((t) => matched.has(t.recordId) && firsts.get(t.recordId) === t);
       }),
     );
   }
@@ -390,9 +412,9 @@ export class RecordsRepository {
   }
 
   async history(id: string): Promise<Transition[] | null> {
-    const exists = await this.knex('records').select('id').where({ id }).first();
+    const exists = await this.reader('records').select('id').where({ id }).first();
     if (!exists) return null;
-    const rows = (await this.knex('record_transitions')
+    const rows = (await this.reader('record_transitions')
       .select('from_status', 'to_status', 'at', 'attempt', 'error', 'request_id', 'job_id')
       .where({ record_id: id })
       .orderBy('id')) as TransitionRow[];
@@ -408,7 +430,7 @@ export class RecordsRepository {
   }
 
   async summary(filters: SummaryFilters): Promise<Summary> {
-    const q = this.knex('records').select('category', 'status').count({ n: '*' }).groupBy('category', 'status');
+    const q = this.reader('records').select('category', 'status').count({ n: '*' }).groupBy('category', 'status');
     if (filters.status) q.where('status', filters.status);
     if (filters.category) q.where('category', filters.category);
     if (filters.source) q.where('source', filters.source);

@@ -12,6 +12,8 @@ export interface ServiceProcess {
   output(): string;
   /** Resolves when a line containing `text` was printed. */
   waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+  /** Stops keeping output (a long run would otherwise buffer every log line). */
+  discardOutput(): void;
   /** Sends the signal and resolves with the exit code (null when killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -26,13 +28,21 @@ export function startProcess(kind: keyof typeof ENTRIES, env: Record<string, str
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  let keep = true;
+  const collect = (chunk: Buffer) => {
+    if (keep) out += chunk.toString();
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
   return {
     child,
     output: () => out,
+    discardOutput: () => {
+      keep = false;
+      out = '';
+    },
     async waitForOutput(text, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
       while (!out.includes(text)) {

@@ -1,0 +1,414 @@
+/**
+ * npm run bench [-- --db sqlite|postgres] [-- --workers 1,2,4] [-- --quick]
+ *
+ * Measures the service against the raw ceiling of its own stack in the same run:
+ * ingest against bare Koa + koa-bodyparser + Knex, end to end against bare BullMQ,
+ * batch ingest, and process memory. Starts its own redis-server and temp database;
+ * prints a table and writes bench/results.json.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { createDatabase } from '../shared/index.js';
+import { createTestDatabase, type TestDatabase } from '../test/helpers/database.js';
+import { startProcess, type ServiceProcess } from '../test/helpers/processes.js';
+import { freePort, startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const quick = args.includes('--quick');
+const dbKind = flag('db', 'sqlite');
+const workerCounts = flag('workers', '1')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
+const CONNECTIONS = 50;
+const CONCURRENCY = 16;
+const INGEST_SECONDS = quick ? 4 : 10;
+const E2E_RECORDS = quick ? 5_000 : 20_000;
+const BATCH_RECORDS = quick ? 20_000 : 100_000;
+const LEAK_JOBS = quick ? 40_000 : 200_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const body = (i: number) => ({ source: 'bench', category: `c${i % 8}`, payload: { priority: i % 6, n: i } });
+const round = (n: number, digits = 0) => Number(n.toFixed(digits));
+
+function rssMb(pid: number | undefined): number {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Highest RSS seen per process while `run` goes on. */
+async function sampleRss<T>(procs: Record<string, ServiceProcess>, run: () => Promise<T>) {
+  const peak: Record<string, number> = Object.fromEntries(Object.keys(procs).map((k) => [k, 0]));
+  const timer = setInterval(() => {
+    for (const [name, p] of Object.entries(procs)) peak[name] = Math.max(peak[name]!, rssMb(p.child.pid));
+  }, 200);
+  try {
+    return { result: await run(), peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function databaseFor(): Promise<TestDatabase> {
+  if (dbKind === 'postgres') process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/test';
+  else delete process.env.TEST_DATABASE_URL;
+  const database = await createTestDatabase();
+  const db = createDatabase(database.url);
+  await db.migrate();
+  await db.close();
+  return database;
+}
+
+async function countTerminal(url: string): Promise<number> {
+  const db = createDatabase(url);
+  try {
+    const [{ n }] = (await db.knex('records').whereNot('status', 'pending').count({ n: '*' })) as Array<{
+      n: number | string;
+    }>;
+    return Number(n);
+  } finally {
+    await db.close();
+  }
+}
+
+async function waitForTerminal(url: string, expected: number, onProgress?: (n: number) => void): Promise<void> {
+  const db = createDatabase(url);
+  try {
+    for (;;) {
+      const [{ n }] = (await db.knex('records').whereNot('status', 'pending').count({ n: '*' })) as Array<{
+        n: number | string;
+      }>;
+      onProgress?.(Number(n));
+      if (Number(n) >= expected) return;
+      await sleep(50);
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+function load(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+interface Service {
+  api: ServiceProcess;
+  workers: ServiceProcess[];
+  base: string;
+  database: TestDatabase;
+  stop(): Promise<void>;
+}
+
+async function startService(redis: RedisServer, workers: number, tag: string): Promise<Service> {
+  const database = await databaseFor();
+  const port = await freePort();
+  const env = {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: database.url,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: `bench-${tag}-${Date.now()}`,
+    NODE_ENV: 'production',
+    WORKER_CONCURRENCY: String(CONCURRENCY),
+    MIGRATE_ON_START: 'false',
+  };
+  const api = startProcess('api', env);
+  await api.waitForOutput('api listening');
+  const started: ServiceProcess[] = [];
+  for (let i = 0; i < workers; i++) {
+    const w = startProcess('worker', { ...env, METRICS_PORT: String(await freePort()) });
+    await w.waitForOutput('worker started');
+    started.push(w);
+  }
+  // the processes' logs are read only to see them start: stop buffering them
+  for (const p of [api, ...started]) p.discardOutput();
+  return {
+    api,
+    workers: started,
+    base: `http://127.0.0.1:${port}`,
+    database,
+    async stop() {
+      await Promise.all([api.stop(), ...started.map((w) => w.stop())]);
+      await database.drop();
+    },
+  };
+}
+
+async function ingestCeiling(): Promise<autocannon.Result> {
+  const database = await databaseFor();
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'ceiling-server.ts')], {
+    env: { ...process.env, PORT: String(port), DATABASE_URL: database.url },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.includes('listening') && resolve()));
+  try {
+    return await ingest(`http://127.0.0.1:${port}/records`);
+  } finally {
+    child.kill();
+    await new Promise((r) => child.once('exit', r));
+    await database.drop();
+  }
+}
+
+function ingest(url: string): Promise<autocannon.Result> {
+  let i = 0;
+  return load({
+    url,
+    method: 'POST',
+    connections: CONNECTIONS,
+    duration: INGEST_SECONDS,
+    headers: { 'content-type': 'application/json' },
+    requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify(body(i++)) }) }],
+  });
+}
+
+/** Raw BullMQ: 50 concurrent producers add N jobs, a separate worker process completes them. */
+async function bullmqCeiling(redis: RedisServer, n: number): Promise<number> {
+  const prefix = `raw-${Date.now()}`;
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(here, 'raw-bullmq-worker.ts'), redis.url, prefix, String(n), String(CONCURRENCY)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  while (!out.includes('ready')) await sleep(20);
+  const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue('raw', { connection, prefix, defaultJobOptions: { removeOnComplete: true } });
+  const started = Date.now();
+  let next = 0;
+  const producer = async () => {
+    while (next < n) {
+      const i = next++;
+      await queue.add('job', body(i));
+    }
+  };
+  await Promise.all(Array.from({ length: CONNECTIONS }, producer));
+  while (!out.includes('done')) await sleep(5);
+  const seconds = (Date.now() - started) / 1000;
+  child.kill();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  connection.disconnect();
+  return n / seconds;
+}
+
+/** Our end to end: N single POST /records?process=true over 50 connections, until all terminal. */
+async function endToEnd(redis: RedisServer, workers: number, n: number) {
+  const service = await startService(redis, workers, `e2e${workers}`);
+  try {
+    const procs = Object.fromEntries([['api', service.api], ...service.workers.map((w, i) => [`worker${i}`, w])]);
+    const { result: seconds, peak } = await sampleRss(procs, async () => {
+      const started = Date.now();
+      let i = 0;
+      const loadDone = load({
+        url: `${service.base}/records?process=true`,
+        method: 'POST',
+        connections: CONNECTIONS,
+        amount: n,
+        headers: { 'content-type': 'application/json' },
+        requests: [{ setupRequest: (req) => ({ ...req, body: JSON.stringify(body(i++)) }) }],
+      });
+      const result = await loadDone;
+      if (result.non2xx > 0 || result.errors > 0)
+        throw new Error(`end to end: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      await waitForTerminal(service.database.url, n);
+      return (Date.now() - started) / 1000;
+    });
+    return { recordsPerSecond: n / seconds, peak };
+  } finally {
+    await service.stop();
+  }
+}
+
+/** POST /records/batch with 1,000 records a request over 4 connections; with `process`, until all terminal. */
+async function batch(redis: RedisServer, n: number, process: boolean) {
+  const service = await startService(redis, process ? 1 : 0, process ? 'batchp' : 'batch');
+  try {
+    const procs = Object.fromEntries([['api', service.api], ...service.workers.map((w, i) => [`worker${i}`, w])]);
+    const { result: seconds, peak } = await sampleRss(procs, async () => {
+      const started = Date.now();
+      let i = 0;
+      const result = await load({
+        url: `${service.base}/records/batch${process ? '?process=true' : ''}`,
+        method: 'POST',
+        connections: 4,
+        amount: n / 1000,
+        timeout: 60,
+        headers: { 'content-type': 'application/json' },
+        requests: [
+          {
+            setupRequest: (req) => ({
+              ...req,
+              body: JSON.stringify({ records: Array.from({ length: 1000 }, () => body(i++)) }),
+            }),
+          },
+        ],
+      });
+      if (result.non2xx > 0 || result.errors > 0)
+        throw new Error(`batch: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      if (process) await waitForTerminal(service.database.url, n);
+      return (Date.now() - started) / 1000;
+    });
+    return { recordsPerSecond: n / seconds, peak };
+  } finally {
+    await service.stop();
+  }
+}
+
+/** Worker RSS after 20,000 and after 200,000 jobs: a leak shows as growth between the two. */
+async function leakCheck(redis: RedisServer, total: number) {
+  const service = await startService(redis, 1, 'leak');
+  const worker = service.workers[0]!;
+  try {
+    const early = total / 10;
+    let rssEarly = 0;
+    let i = 0;
+    const feeding = load({
+      url: `${service.base}/records/batch?process=true`,
+      method: 'POST',
+      connections: 2,
+      amount: total / 1000,
+      timeout: 60,
+      headers: { 'content-type': 'application/json' },
+      requests: [
+        {
+          setupRequest: (req) => ({
+            ...req,
+            body: JSON.stringify({ records: Array.from({ length: 1000 }, () => body(i++)) }),
+          }),
+        },
+      ],
+    });
+    await waitForTerminal(service.database.url, total, (n) => {
+      if (rssEarly === 0 && n >= early) rssEarly = rssMb(worker.child.pid);
+    });
+    await feeding;
+    return {
+      early,
+      rssEarly,
+      total,
+      rssAfter: rssMb(worker.child.pid),
+      terminal: await countTerminal(service.database.url),
+    };
+  } finally {
+    await service.stop();
+  }
+}
+
+const redis = await startRedisServer();
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  machine: `${os.cpus().length} cores, ${round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model ?? ''}`.trim(),
+  node: process.version,
+  database: dbKind,
+};
+const rows: Array<[string, string, string, string]> = [];
+try {
+  const ceiling = await ingestCeiling();
+  const service = await startService(redis, 0, 'ingest');
+  const { result: ours, peak: ingestPeak } = await sampleRss({ api: service.api }, () =>
+    ingest(`${service.base}/records`),
+  );
+  await service.stop();
+  const ingestRatio = ours.requests.average / ceiling.requests.average;
+  results.ingest = {
+    ceiling_rps: round(ceiling.requests.average),
+    ceiling_p99_ms: ceiling.latency.p99,
+    rps: round(ours.requests.average),
+    p99_ms: ours.latency.p99,
+    ratio: round(ingestRatio, 2),
+    non2xx: ours.non2xx,
+  };
+  rows.push([
+    'ingest POST /records (50 conns)',
+    `${round(ours.requests.average)} req/s, p99 ${ours.latency.p99} ms`,
+    `${round(ceiling.requests.average)} req/s, p99 ${ceiling.latency.p99} ms`,
+    `${round(ingestRatio, 2)}×`,
+  ]);
+
+  const raw = await bullmqCeiling(redis, E2E_RECORDS);
+  results.bullmq_ceiling_jobs_per_s = round(raw);
+  const e2e: Record<string, unknown> = {};
+  let e2ePeak: Record<string, number> = {};
+  for (const w of workerCounts) {
+    const { recordsPerSecond, peak } = await endToEnd(redis, w, E2E_RECORDS);
+    e2e[`workers_${w}`] = { records_per_s: round(recordsPerSecond), ratio: round(recordsPerSecond / raw, 2) };
+    e2ePeak = peak;
+    rows.push([
+      `end to end, single POSTs, ${w} worker${w > 1 ? 's' : ''} (${E2E_RECORDS} records)`,
+      `${round(recordsPerSecond)} records/s`,
+      `${round(raw)} jobs/s`,
+      `${round(recordsPerSecond / raw, 2)}×`,
+    ]);
+  }
+  results.end_to_end = e2e;
+
+  const plain = await batch(redis, BATCH_RECORDS, false);
+  const processed = await batch(redis, BATCH_RECORDS / 2, true);
+  results.batch = {
+    records_per_s: round(plain.recordsPerSecond),
+    with_process_records_per_s: round(processed.recordsPerSecond),
+    with_process_ratio: round(processed.recordsPerSecond / raw, 2),
+  };
+  rows.push(['batch ingest, no processing', `${round(plain.recordsPerSecond)} records/s`, '—', '—']);
+  rows.push([
+    'batch ingest ?process=true, end to end',
+    `${round(processed.recordsPerSecond)} records/s`,
+    `${round(raw)} jobs/s`,
+    `${round(processed.recordsPerSecond / raw, 2)}×`,
+  ]);
+
+  const leak = await leakCheck(redis, LEAK_JOBS);
+  results.memory = {
+    api_peak_rss_mb_ingest: round(ingestPeak.api ?? 0),
+    peak_rss_mb_end_to_end: Object.fromEntries(Object.entries(e2ePeak).map(([k, v]) => [k, round(v)])),
+    peak_rss_mb_batch_process: Object.fromEntries(Object.entries(processed.peak).map(([k, v]) => [k, round(v)])),
+    worker_rss_mb_after: { [leak.early]: round(leak.rssEarly), [leak.total]: round(leak.rssAfter) },
+    worker_growth_pct: round(((leak.rssAfter - leak.rssEarly) / leak.rssEarly) * 100, 1),
+  };
+  const peakApi = Math.max(ingestPeak.api ?? 0, e2ePeak.api ?? 0, processed.peak.api ?? 0);
+  const peakWorker = Math.max(
+    ...Object.entries({ ...e2ePeak, ...processed.peak })
+      .filter(([k]) => k !== 'api')
+      .map(([, v]) => v),
+  );
+  rows.push(['peak RSS under load: api / worker', `${round(peakApi)} MB / ${round(peakWorker)} MB`, '—', '—']);
+  rows.push([
+    `worker RSS after ${leak.early} / ${leak.total} jobs`,
+    `${round(leak.rssEarly)} MB / ${round(leak.rssAfter)} MB (${round(((leak.rssAfter - leak.rssEarly) / leak.rssEarly) * 100, 1)}%)`,
+    '—',
+    '—',
+  ]);
+} finally {
+  await redis.stop();
+}
+
+const header: [string, string, string, string] = ['figure', 'this service', 'raw ceiling (same run)', 'ratio'];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+console.log(`\n${results.machine}, Node ${process.version}, ${dbKind}\n`);
+console.log(line(header));
+console.log(line(widths.map((w) => '-'.repeat(w))));
+for (const r of rows) console.log(line(r));
+results.table = rows;
+fs.writeFileSync(path.join(here, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+console.log('\nwritten to bench/results.json');
