@@ -24,11 +24,7 @@ const StrictJoi: Joi.Root = Joi.extend((joi) => ({
 // surrogate cannot be encoded as UTF-8, so neither can be stored as given
 const STORABLE_TEXT = /^[^\p{Cc}\p{Cs}]*$/u;
 
-const name = Joi.string()
-  .min(1)
-  .max(128)
-  .pattern(STORABLE_TEXT)
-  .messages({ 'string.pattern.base': '{{#label}} must not contain control characters' });
+const name = Joi.string().min(1).max(128).pattern(STORABLE_TEXT, 'storable text');
 
 export const PAYLOAD_MAX_DEPTH = 32;
 export const PAYLOAD_MAX_KEYS = 1000;
@@ -65,13 +61,8 @@ const payload = Joi.object()
   .unknown(true)
   .custom((value: object, helpers) => {
     const problem = payloadProblem(value);
-    return problem ? helpers.error(problem, { depth: PAYLOAD_MAX_DEPTH, keys: PAYLOAD_MAX_KEYS }) : value;
-  }, 'payload limits')
-  .messages({
-    'payload.depth': '{{#label}} must not be nested deeper than {{#depth}} levels',
-    'payload.keys': '{{#label}} must not have more than {{#keys}} keys in total',
-    'payload.proto': '{{#label}} must not contain a "__proto__" key',
-  });
+    return problem ? helpers.error(problem) : value;
+  }, 'payload limits');
 
 export const recordInputSchema = StrictJoi.object({
   source: name.required(),
@@ -114,11 +105,6 @@ function isoBound(kind: 'from' | 'to') {
   }, 'ISO 8601 date or date-time');
 }
 
-const dateMessages = {
-  'date.format': '{{#label}} must be an ISO 8601 date or date-time',
-  'date.base': '{{#label}} must be a valid date',
-};
-
 export const summaryQuerySchema = StrictJoi.object({
   status: Joi.string().valid(...RECORD_STATUSES),
   category: name,
@@ -129,11 +115,10 @@ export const summaryQuerySchema = StrictJoi.object({
   .unknown(false)
   .custom((value: { date_from?: number; date_to?: number }, helpers) => {
     if (value.date_from !== undefined && value.date_to !== undefined && value.date_from > value.date_to) {
-      return helpers.error('any.invalid', { label: 'date_from' });
+      return helpers.error('range.order', { label: 'date_from' });
     }
     return value;
-  })
-  .messages({ ...dateMessages, 'any.invalid': 'date_from must not be after date_to' });
+  });
 
 export interface SummaryFilters {
   status?: (typeof RECORD_STATUSES)[number];
@@ -141,6 +126,29 @@ export interface SummaryFilters {
   source?: string;
   date_from?: number;
   date_to?: number;
+}
+
+// the service's own messages, set once at the top: a nested schema's .messages() would
+// make Joi merge preferences again for every value it validates
+const MESSAGES = {
+  'string.pattern.name': '{{#label}} must not contain control characters',
+  'payload.depth': `{{#label}} must not be nested deeper than ${PAYLOAD_MAX_DEPTH} levels`,
+  'payload.keys': `{{#label}} must not have more than ${PAYLOAD_MAX_KEYS} keys in total`,
+  'payload.proto': '{{#label}} must not contain a "__proto__" key',
+  'date.format': '{{#label}} must be an ISO 8601 date or date-time',
+  'date.base': '{{#label}} must be a valid date',
+  'range.order': 'date_from must not be after date_to',
+};
+
+// validation preferences baked into each schema once: passed per call, Joi merges them on every validation
+const prepared = new WeakMap<Joi.Schema, Joi.Schema>();
+function withPreferences(schema: Joi.Schema): Joi.Schema {
+  let ready = prepared.get(schema);
+  if (!ready) {
+    ready = schema.prefs({ abortEarly: false, convert: true, messages: MESSAGES });
+    prepared.set(schema, ready);
+  }
+  return ready;
 }
 
 /** Validates against a schema; a failure is the contract's 422 with one detail per problem. */
@@ -151,7 +159,7 @@ export function validate<T>(schema: Joi.Schema, value: unknown, where?: string):
       { field: where, message: `"${where ?? 'value'}" is required`, type: 'any.required' },
     ]);
   }
-  const { value: result, error } = schema.validate(value, { abortEarly: false, convert: true });
+  const { value: result, error } = withPreferences(schema).validate(value);
   if (error) {
     const details = error.details.map((d) => ({
       field: [where, ...d.path].filter((p) => p !== undefined && p !== '').join('.') || where || undefined,

@@ -10,6 +10,7 @@ import {
   recordInputSchema,
   validate,
   type NewRecord,
+  type ProcessJobData,
   type RecordInput,
   type StoredResponse,
   type WorkflowRecord,
@@ -53,8 +54,15 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
     if (outcome.replayed) throw new Error('replay without an idempotency key');
     return outcome.records;
   }
-  // single-record creates from concurrent requests share one transaction
+  // single-record creates from concurrent requests share one transaction,
+  // and their jobs one addBulk
   const singleInserts = new Coalescer<NewRecord, WorkflowRecord>(insertAll);
+  const singleEnqueues = new Coalescer<ProcessJobData, boolean>(async (jobs) => {
+    const added = await enqueueProcessing(queue, jobs, logger);
+    return jobs.map(() => added);
+  });
+  const enqueue = (jobs: ProcessJobData[]) =>
+    jobs.length === 1 ? singleEnqueues.submit(jobs[0]!) : enqueueProcessing(queue, jobs, logger);
 
   /**
    * Stores records (and, with `process`, the intent to process them), then enqueues
@@ -84,11 +92,7 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
       created = items.length === 1 ? [await singleInserts.submit(items[0]!)] : await insertAll(items);
     }
     if (process) {
-      await enqueueProcessing(
-        queue,
-        created.map((r) => ({ recordId: r.id, seq: 1, requestId })),
-        logger,
-      );
+      await enqueue(created.map((r) => ({ recordId: r.id, seq: 1, requestId })));
     }
     const response = respond(created);
     ctx.status = response.statusCode;
@@ -135,7 +139,7 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
       if (claim.reason === 'not_found') throw new AppError('RECORD_NOT_FOUND');
       throw new AppError(claim.reason === 'already_queued' ? 'ALREADY_QUEUED' : 'ALREADY_PROCESSED');
     }
-    await enqueueProcessing(queue, [{ recordId: id, seq: claim.seq, requestId: ctx.state.requestId }], logger);
+    await enqueue([{ recordId: id, seq: claim.seq, requestId: ctx.state.requestId }]);
     ctx.set('Location', `/records/${id}`);
 
     const wait = preferredWaitSeconds(ctx.get('Prefer'));
@@ -149,7 +153,7 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
     const id = recordId(ctx);
     const outcome = await records.retry(id, ctx.state.requestId);
     if (!outcome.retried) throw new AppError(outcome.reason === 'not_found' ? 'RECORD_NOT_FOUND' : 'NOT_FAILED');
-    await enqueueProcessing(queue, [{ recordId: id, seq: outcome.seq, requestId: ctx.state.requestId }], logger);
+    await enqueue([{ recordId: id, seq: outcome.seq, requestId: ctx.state.requestId }]);
     ctx.status = 202;
     ctx.set('Location', `/records/${id}`);
     ctx.body = await records.findById(id);

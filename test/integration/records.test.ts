@@ -3,6 +3,8 @@ import { createHarness, type Harness } from '../helpers/harness.js';
 
 const valid = { source: 'crm', category: 'lead', payload: { priority: 5 } };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// record ids are UUID v7: time-ordered
+const RECORD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function expectError(
   res: { status: number; body: Record<string, unknown>; headers: Record<string, string> },
@@ -33,7 +35,7 @@ describe('records API', () => {
   describe('POST /records', () => {
     it('stores a pending record and answers 201 with its Location', async () => {
       const res = await h.http.post('/records').send(valid).expect(201);
-      expect(res.body.id).to.match(UUID);
+      expect(res.body.id).to.match(RECORD_ID);
       expect(res.headers.location).to.equal(`/records/${res.body.id}`);
       expect(res.body).to.include({
         source: 'crm',
