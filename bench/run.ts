@@ -116,7 +116,12 @@ interface Service {
   stop(): Promise<void>;
 }
 
-async function startService(redis: RedisServer, workers: number, tag: string): Promise<Service> {
+async function startService(
+  redis: RedisServer,
+  workers: number,
+  tag: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Service> {
   const database = await databaseFor();
   const port = await freePort();
   const env = {
@@ -128,6 +133,7 @@ async function startService(redis: RedisServer, workers: number, tag: string): P
     NODE_ENV: 'production',
     WORKER_CONCURRENCY: String(CONCURRENCY),
     MIGRATE_ON_START: 'false',
+    ...extraEnv,
   };
   const api = startProcess('api', env);
   await api.waitForOutput('api listening');
@@ -329,6 +335,10 @@ try {
     ingest(`${service.base}/records`),
   );
   await service.stop();
+  // the cost of the one log line per request: the same run with request lines off
+  const quiet = await startService(redis, 0, 'ingest-quiet', { LOG_LEVEL: 'warn' });
+  const unlogged = await ingest(`${quiet.base}/records`);
+  await quiet.stop();
   const ingestRatio = ours.requests.average / ceiling.requests.average;
   results.ingest = {
     ceiling_rps: round(ceiling.requests.average),
@@ -337,12 +347,20 @@ try {
     p99_ms: ours.latency.p99,
     ratio: round(ingestRatio, 2),
     non2xx: ours.non2xx,
+    without_request_log_rps: round(unlogged.requests.average),
   };
   rows.push([
     'ingest POST /records (50 conns)',
     `${round(ours.requests.average)} req/s, p99 ${ours.latency.p99} ms`,
     `${round(ceiling.requests.average)} req/s, p99 ${ceiling.latency.p99} ms`,
     `${round(ingestRatio, 2)}×`,
+  ]);
+
+  rows.push([
+    'ingest without the request log line (LOG_LEVEL=warn)',
+    `${round(unlogged.requests.average)} req/s, p99 ${unlogged.latency.p99} ms`,
+    '—',
+    `log line costs ${round((1 - ours.requests.average / unlogged.requests.average) * 100, 1)}%`,
   ]);
 
   const raw = await bullmqCeiling(redis, E2E_RECORDS);
