@@ -129,6 +129,30 @@ describe('e2e: faults', function () {
     expect(await s.duplicates()).to.equal(0);
   });
 
+  it('3b. SIGTERM to the API finishes the requests in flight, then exits 0', async () => {
+    stack = await startStack({ workers: 0 });
+    const s = stack;
+    const [created] = await s.submit(sampleBodies(1), { query: '' });
+    // no worker runs: this request waits its full 3 s for an outcome, and is in flight during SIGTERM
+    const inFlight = fetch(`${s.base}/records/${created!.id}/process`, {
+      method: 'POST',
+      headers: { prefer: 'wait=3' },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const exit = s.api.stop('SIGTERM');
+    const res = await inFlight;
+    expect(res.status).to.equal(202);
+    expect(((await res.json()) as { status: string }).status).to.equal('pending');
+    expect(await exit).to.equal(0);
+    // nothing half-applied: the record stays queued, its intent stored
+    const [row] = (await s.knex('records').select('status', 'queued_at')) as Array<{
+      status: string;
+      queued_at: unknown;
+    }>;
+    expect(row!.status).to.equal('pending');
+    expect(row!.queued_at).to.not.equal(null);
+  });
+
   it('4b. the API killed with SIGKILL while clients submit with Idempotency-Key: one record per key, none lost', async () => {
     stack = await startStack({ workers: 1 });
     const s = stack;

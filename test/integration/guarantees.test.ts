@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { Processor } from '../../worker/processors/index.js';
-import { jobIdFor } from '../../shared/index.js';
+import { Redis } from 'ioredis';
+import { jobIdFor, warnUnlessNoEviction } from '../../shared/index.js';
 import { createHarness, type Harness } from '../helpers/harness.js';
 import { startRedisServer } from '../helpers/redis-server.js';
 
@@ -172,6 +173,28 @@ describe('guarantees', () => {
       const liveHistory = (await h.http.get(`/records/${live.body.id}/history`).expect(200)).body.items;
       expect(liveHistory).to.have.length(1);
     });
+  });
+
+  it('warns at start when Redis may evict keys (maxmemory-policy is not noeviction)', async () => {
+    const redis = await startRedisServer();
+    const admin = new Redis(redis.url);
+    try {
+      await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
+      h = await createHarness({ env: { REDIS_URL: redis.url } });
+      await warnUnlessNoEviction(admin, h.logger);
+      const warning = h.logs.find((l) => l.msg.includes('maxmemory-policy is not noeviction'));
+      expect(warning).to.include({ maxmemory_policy: 'allkeys-lru' });
+
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      const before = h.logs.length;
+      await warnUnlessNoEviction(admin, h.logger);
+      expect(h.logs.slice(before).filter((l) => l.msg.includes('maxmemory-policy'))).to.deep.equal([]);
+    } finally {
+      admin.disconnect();
+      await h.close();
+      h = undefined as unknown as Harness;
+      await redis.stop();
+    }
   });
 
   describe('while Redis is down', () => {
