@@ -42,7 +42,6 @@ interface TransitionRow {
 export interface QueuedRecord {
   record: WorkflowRecord;
   queueSeq: number;
-  queued: boolean;
 }
 
 export interface StoredResponse {
@@ -310,7 +309,7 @@ export class RecordsRepository {
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => {
       const row = byId.get(id);
-      return row ? { record: toRecord(row), queueSeq: Number(row.queue_seq), queued: row.queued_at !== null } : null;
+      return row ? { record: toRecord(row), queueSeq: Number(row.queue_seq) } : null;
     });
   }
 
@@ -428,11 +427,6 @@ export class RecordsRepository {
         return transitions.map((t) => matched.has(t.recordId) && firsts.get(t.recordId) === t);
       }),
     );
-  }
-
-  async applyTransition(t: TransitionInput): Promise<boolean> {
-    const [applied] = await this.applyTransitions([t]);
-    return applied === true;
   }
 
   /** Makes a transient failure visible on the record while the job waits for its next attempt. */

@@ -97,10 +97,12 @@ describe('e2e: faults', function () {
   it('3. SIGTERM to a worker mid-run: it exits 0 after its in-flight jobs, leaving no record pending without a live job', async () => {
     stack = await startStack({ workers: 1, env: { WORKER_CONCURRENCY: '32' } });
     const s = stack;
-    await s.submit(sampleBodies(1500));
+    // submissions go on while the worker drains and after it has gone
+    const submitting = s.submit(sampleBodies(1500));
     await waitFor(async () => (await s.counts()).processed >= 200, 60_000, '200 processed');
     const code = await s.workers[0]!.stop('SIGTERM');
     expect(code).to.equal(0);
+    expect((await submitting).filter((r) => r.status !== 201)).to.deep.equal([]);
 
     const redis = await redisClient(s);
     const prefix = s.env.QUEUE_PREFIX!;
