@@ -4,6 +4,8 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly databaseUrl: string;
+  /** most connections one process opens to PostgreSQL (SQLite always uses one) */
+  readonly databasePoolMax: number;
   readonly redisUrl: string;
   /** false when REDIS_URL was not given and the default applies (npm start may then run its own redis-server) */
   readonly redisUrlGiven: boolean;
@@ -20,21 +22,37 @@ export interface Config {
   readonly metricsPort: number;
   readonly rateLimitPerMinute: number | null;
   readonly queuePrefix: string;
+  /** the queue UI may change jobs (retry, remove, pause); read-only otherwise */
+  readonly adminWrite: boolean;
   readonly migrateOnStart: boolean;
   readonly environment: string;
   readonly gitCommit: string | null;
 }
 
+/** A key must travel in a header as is: visible ASCII, no spaces (commas separate keys). */
+const API_KEY = /^[\x21-\x2b\x2d-\x7e]+$/;
+
 const schema = Joi.object({
   PORT: Joi.number().integer().min(0).max(65535).default(3000),
-  HOST: Joi.string().default('0.0.0.0'),
+  HOST: Joi.alternatives(Joi.string().ip({ cidr: 'forbidden' }), Joi.string().hostname())
+    .default('0.0.0.0')
+    .messages({ 'alternatives.match': '"HOST" must be an IP address or a host name' }),
   DATABASE_URL: Joi.string()
     .pattern(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/)
     .default('sqlite:./data/workflow.db')
     .messages({ 'string.pattern.base': '"DATABASE_URL" must be sqlite:<path> or postgres://…' }),
+  DATABASE_POOL_MAX: Joi.number().integer().min(1).max(1000).default(10),
   REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
   LOG_LEVEL: Joi.string().valid('trace', 'debug', 'info', 'warn', 'error', 'fatal').default('info'),
-  API_KEYS: Joi.string().allow(''),
+  API_KEYS: Joi.string()
+    .custom((value: string, helpers) => {
+      const bad = value
+        .split(',')
+        .map((k) => k.trim())
+        .some((k) => k !== '' && !API_KEY.test(k));
+      return bad ? helpers.error('string.pattern.base') : value;
+    })
+    .messages({ 'string.pattern.base': '"API_KEYS" must be comma-separated keys of visible ASCII without spaces' }),
   WORKER_CONCURRENCY: Joi.number().integer().min(1).max(1000).default(16),
   MAX_ATTEMPTS: Joi.number().integer().min(1).max(100).default(5),
   RETRY_BACKOFF_MS: Joi.number().integer().min(0).default(1000),
@@ -50,12 +68,21 @@ const schema = Joi.object({
   QUEUE_PREFIX: Joi.string()
     .pattern(/^[^:\s]+$/)
     .default('bull'),
+  ADMIN_WRITE: Joi.boolean().truthy('1').falsy('0').default(false),
   MIGRATE_ON_START: Joi.boolean().truthy('1').falsy('0').default(true),
-  NODE_ENV: Joi.string().default('development'),
-  GIT_COMMIT: Joi.string().max(64),
+  NODE_ENV: Joi.string()
+    .pattern(/^[A-Za-z0-9._-]{1,32}$/)
+    .default('development')
+    .messages({ 'string.pattern.base': '"NODE_ENV" must be 1-32 letters, digits, ".", "_" or "-"' }),
+  GIT_COMMIT: Joi.string()
+    .pattern(/^[A-Za-z0-9._-]{1,64}$/)
+    .messages({ 'string.pattern.base': '"GIT_COMMIT" must be 1-64 letters, digits, ".", "_" or "-"' }),
 })
   .unknown(true)
   .prefs({ convert: true, abortEarly: true });
+
+/** Every environment variable the configuration reads (README and .env.example list exactly these). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.describe().keys ?? {}));
 
 export class ConfigError extends Error {
   constructor(
@@ -85,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: value.PORT,
     host: value.HOST,
     databaseUrl: value.DATABASE_URL,
+    databasePoolMax: value.DATABASE_POOL_MAX,
     redisUrl: value.REDIS_URL ?? 'redis://127.0.0.1:6379',
     redisUrlGiven: value.REDIS_URL !== undefined,
     logLevel: value.LOG_LEVEL,
@@ -100,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsPort: value.METRICS_PORT,
     rateLimitPerMinute: value.RATE_LIMIT_PER_MINUTE ?? null,
     queuePrefix: value.QUEUE_PREFIX,
+    adminWrite: value.ADMIN_WRITE,
     migrateOnStart: value.MIGRATE_ON_START,
     environment: value.NODE_ENV,
     gitCommit: value.GIT_COMMIT ?? null,

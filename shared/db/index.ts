@@ -1,10 +1,10 @@
 import type { Knex } from 'knex';
-import { createKnex, dialectOf, type Dialect } from './knex.js';
+import { createKnex, dialectOf, type Dialect, type KnexOptions } from './knex.js';
 import { migrateLatest } from './migrate.js';
 import { RecordsRepository } from './records-repository.js';
 
 export { migrateLatest } from './migrate.js';
-export { dialectOf, type Dialect } from './knex.js';
+export { dialectOf, type Dialect, type KnexOptions } from './knex.js';
 export * from './records-repository.js';
 
 export interface Database {
@@ -18,11 +18,12 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export function createDatabase(databaseUrl: string): Database {
-  const knex = createKnex(databaseUrl);
+export function createDatabase(databaseUrl: string, opts: KnexOptions = {}): Database {
+  const knex = createKnex(databaseUrl, 'writer', opts);
   const dialect = dialectOf(databaseUrl);
   // a :memory: database exists once per connection: it cannot have a separate reader
-  const reader = dialect === 'sqlite' && !databaseUrl.endsWith(':memory:') ? createKnex(databaseUrl, 'reader') : knex;
+  const reader =
+    dialect === 'sqlite' && !databaseUrl.endsWith(':memory:') ? createKnex(databaseUrl, 'reader', opts) : knex;
   return {
     knex,
     reader,

@@ -16,7 +16,16 @@ export function dialectOf(databaseUrl: string): Dialect {
  * the lock instead of failing, and synchronous=NORMAL is durable in WAL mode up to the
  * last checkpoint-free commit on power loss (never corrupt).
  */
-export function createKnex(databaseUrl: string, role: 'writer' | 'reader' = 'writer'): Knex {
+export interface KnexOptions {
+  /** most PostgreSQL connections this process opens (DATABASE_POOL_MAX); SQLite always uses one writer */
+  poolMax?: number;
+}
+
+export function createKnex(
+  databaseUrl: string,
+  role: 'writer' | 'reader' = 'writer',
+  { poolMax = 10 }: KnexOptions = {},
+): Knex {
   if (dialectOf(databaseUrl) === 'sqlite') {
     const filename = databaseUrl.slice('sqlite:'.length);
     if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
@@ -43,7 +52,9 @@ export function createKnex(databaseUrl: string, role: 'writer' | 'reader' = 'wri
   return knexFactory({
     client: 'pg',
     connection: databaseUrl,
-    pool: { min: 0, max: 10 },
+    // each API or worker process holds its own pool: size the server's max_connections
+    // for (API processes + worker processes) × DATABASE_POOL_MAX, plus migrations and admin
+    pool: { min: 0, max: poolMax },
   });
 }
 

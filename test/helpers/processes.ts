@@ -10,6 +10,10 @@ export interface ServiceProcess {
   child: ChildProcess;
   /** Everything the process printed so far (bunyan JSON lines). */
   output(): string;
+  /** What it printed on stderr alone. */
+  stderr(): string;
+  /** Resolves with the exit code once the process has exited on its own and all its output is read. */
+  closed: Promise<number | null>;
   /** Resolves when a line containing `text` was printed. */
   waitForOutput(text: string, timeoutMs?: number): Promise<void>;
   /** Stops keeping output (a long run would otherwise buffer every log line). */
@@ -28,17 +32,24 @@ export function startProcess(kind: keyof typeof ENTRIES, env: Record<string, str
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let err = '';
   let keep = true;
   const collect = (chunk: Buffer) => {
     if (keep) out += chunk.toString();
   };
   child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
+  child.stderr!.on('data', (chunk: Buffer) => {
+    collect(chunk);
+    if (keep) err += chunk.toString();
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
 
   return {
     child,
     output: () => out,
+    stderr: () => err,
+    closed,
     discardOutput: () => {
       keep = false;
       out = '';

@@ -8,6 +8,7 @@ describe('config', () => {
       port: 3000,
       host: '0.0.0.0',
       databaseUrl: 'sqlite:./data/workflow.db',
+      databasePoolMax: 10,
       redisUrl: 'redis://127.0.0.1:6379',
       redisUrlGiven: false,
       logLevel: 'info',
@@ -19,7 +20,10 @@ describe('config', () => {
       metricsPort: 9464,
       rateLimitPerMinute: null,
       queuePrefix: 'bull',
+      adminWrite: false,
       migrateOnStart: true,
+      environment: 'development',
+      gitCommit: null,
     });
     expect(config.apiKeys).to.deep.equal([]);
     expect(Object.isFrozen(config)).to.equal(true);
@@ -33,8 +37,21 @@ describe('config', () => {
       MIGRATE_ON_START: 'false',
       RATE_LIMIT_PER_MINUTE: '60',
       REDIS_URL: 'redis://r:6380',
+      DATABASE_POOL_MAX: '25',
+      ADMIN_WRITE: 'true',
+      HOST: '::',
+      QUEUE_PREFIX: '{workflow}',
     });
-    expect(config).to.include({ port: 8080, migrateOnStart: false, rateLimitPerMinute: 60, redisUrlGiven: true });
+    expect(config).to.include({
+      port: 8080,
+      migrateOnStart: false,
+      rateLimitPerMinute: 60,
+      redisUrlGiven: true,
+      databasePoolMax: 25,
+      adminWrite: true,
+      host: '::',
+      queuePrefix: '{workflow}',
+    });
     expect(config.apiKeys).to.deep.equal(['k1', 'k2']);
   });
 
@@ -49,6 +66,12 @@ describe('config', () => {
     ['BODY_LIMIT', 'big'],
     ['MIGRATE_ON_START', 'perhaps'],
     ['QUEUE_PREFIX', 'a:b'],
+    ['DATABASE_POOL_MAX', '0'],
+    ['ADMIN_WRITE', 'maybe'],
+    ['HOST', 'not a host'],
+    ['API_KEYS', 'good,bad key'],
+    ['NODE_ENV', 'pro duction'],
+    ['GIT_COMMIT', 'not a commit!'],
   ]) {
     it(`rejects ${variable}=${value} naming the variable`, () => {
       expect(() => loadConfig({ [variable]: value }))
