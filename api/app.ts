@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import Koa from 'koa';
+import { createApiMetrics, httpMetrics } from './metrics/index.js';
 import { apiKeyAuth } from './middleware/api-key.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { jsonBody } from './middleware/json-body.js';
@@ -8,11 +9,22 @@ import { requestId } from './middleware/request-id.js';
 import { requestLog } from './middleware/request-log.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerRecordsRoutes } from './routes/records.js';
 import { registerReportsRoutes } from './routes/reports.js';
-import type { AppDeps } from './deps.js';
+import type { AppDeps, RouteDeps } from './deps.js';
 
-export type { AppDeps } from './deps.js';
+export type { AppDeps, RouteDeps } from './deps.js';
+
+/** Every route of the API. */
+export function createRouter(deps: RouteDeps): Router {
+  const router = new Router();
+  registerHealthRoutes(router, deps);
+  registerRecordsRoutes(router, deps);
+  registerReportsRoutes(router, deps);
+  registerMetricsRoutes(router, deps);
+  return router;
+}
 
 /** Builds the Koa app from its dependencies; listening is the entry file's job. */
 export function createApp(deps: AppDeps): Koa {
@@ -21,6 +33,9 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true;
 
   const { config, logger } = deps;
+  const routeDeps: RouteDeps = { ...deps, metrics: createApiMetrics(deps.queue) };
+  // outermost, so it times everything and sees the status the client gets
+  app.use(httpMetrics(routeDeps.metrics));
   app.use(securityHeaders());
   app.use(requestId());
   app.use(requestLog(logger));
@@ -33,10 +48,7 @@ export function createApp(deps: AppDeps): Koa {
     );
   }
   app.use(jsonBody(config.bodyLimit));
-  const router = new Router();
-  registerHealthRoutes(router, deps);
-  registerRecordsRoutes(router, deps);
-  registerReportsRoutes(router, deps);
+  const router = createRouter(routeDeps);
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

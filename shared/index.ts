@@ -2,6 +2,7 @@ export * from './config.js';
 export * from './db/index.js';
 export * from './errors.js';
 export * from './logger.js';
+export * from './metrics.js';
 export * from './queue.js';
 export * from './records.js';
 export * from './schemas.js';

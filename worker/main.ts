@@ -6,6 +6,7 @@ import {
   exitOnSignals,
   loadConfigOrExit,
 } from '../shared/index.js';
+import { startMetricsServer } from './metrics-server.js';
 import { createRecordsWorker } from './worker.js';
 
 const config = loadConfigOrExit();
@@ -13,11 +14,17 @@ const logger = createLogger('worker', config.logLevel);
 const db = createDatabase(config.databaseUrl, { poolMax: config.databasePoolMax });
 const connection = createRedisConnection(config.redisUrl, 'worker', logger);
 const records = createRecordsWorker({ config, logger, db, connection });
+const metricsStarting = startMetricsServer(
+  records.metrics.registry,
+  { host: config.host, port: config.metricsPort },
+  logger,
+);
 
 exitOnSignals(
   closeInOrder(
     [
       { name: 'worker', run: () => records.close() },
+      { name: 'metrics', run: async () => (await metricsStarting).close() },
       { name: 'redis', run: () => connection.quit() },
       { name: 'database', run: () => db.close() },
     ],
@@ -25,4 +32,8 @@ exitOnSignals(
   ),
   logger,
 );
-logger.info({ concurrency: config.workerConcurrency, queue_prefix: config.queuePrefix }, 'worker started');
+const metricsServer = await metricsStarting;
+logger.info(
+  { concurrency: config.workerConcurrency, queue_prefix: config.queuePrefix, metrics_port: metricsServer.port },
+  'worker started',
+);

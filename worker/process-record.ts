@@ -13,6 +13,14 @@ export interface ProcessRecordDeps {
   maxAttempts: number;
 }
 
+/**
+ * How a job ended, returned to BullMQ (it is the job's return value, shown in the
+ * queue UI) and counted by the worker's metrics: a transition written, or nothing to
+ * do because the record was no longer pending for this queueing (`skipped`) or
+ * another delivery won the guard first (`superseded`).
+ */
+export type JobOutcome = 'processed' | 'failed' | 'skipped' | 'superseded';
+
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)) || 'processing failed';
 
 /**
@@ -28,14 +36,14 @@ export function createRecordHandler({
   logger,
   maxAttempts,
 }: ProcessRecordDeps) {
-  return async function processRecord(job: Job<ProcessJobData>): Promise<void> {
+  return async function processRecord(job: Job<ProcessJobData>): Promise<JobOutcome> {
     const { recordId, seq, requestId } = job.data;
     const log = logger.child({ record_id: recordId, job_id: job.id, request_id: requestId });
     const found = await loadRecord(recordId);
     if (!found || found.record.status !== 'pending' || found.queueSeq !== seq) {
       // guard: a redelivered or stale job finds the record no longer pending for its queueing
       log.info({ status: found?.record.status ?? null }, 'job skipped: record not pending for this queueing');
-      return;
+      return 'skipped';
     }
 
     const attempt = job.attemptsMade + 1;
@@ -56,8 +64,9 @@ export function createRecordHandler({
 
     if (await applyTransition(transition)) {
       log.info({ from: 'pending', to: transition.to, attempt }, 'transition');
-    } else {
-      log.info({ to: transition.to, attempt }, 'transition skipped: guard matched no row');
+      return transition.to;
     }
+    log.info({ to: transition.to, attempt }, 'transition skipped: guard matched no row');
+    return 'superseded';
   };
 }

@@ -15,6 +15,7 @@ import {
 import { createRecordHandler } from './process-record.js';
 import { processors as defaultRegistry, type ProcessorRegistry } from './processors/index.js';
 import { startReconciler, type Reconciler } from './reconciler.js';
+import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
 
 export interface WorkerDeps {
   config: Config;
@@ -27,6 +28,8 @@ export interface WorkerDeps {
 export interface RecordsWorker {
   worker: Worker<ProcessJobData>;
   reconciler: Reconciler;
+  /** this worker's own metrics registry; main.ts serves it on METRICS_PORT */
+  metrics: WorkerMetrics;
   /** Stops taking jobs and waits for the active ones, at most SHUTDOWN_TIMEOUT_MS. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -71,6 +74,8 @@ export function createRecordsWorker({ config, logger, db, connection, processors
     maxAttempts: config.maxAttempts,
     retryBackoffMs: config.retryBackoffMs,
   });
+  const metrics = createWorkerMetrics(queue);
+  metrics.observe(worker);
   const reconciler = startReconciler({
     records: db.records,
     queue,
@@ -97,5 +102,5 @@ export function createRecordsWorker({ config, logger, db, connection, processors
     })();
     return closing;
   };
-  return { worker, reconciler, close };
+  return { worker, reconciler, metrics, close };
 }

@@ -16,7 +16,7 @@ import {
   type WorkflowRecord,
 } from '../../shared/index.js';
 import { idempotencyKeyOf, replayStoredResponse, requestHashOf } from '../idempotency.js';
-import type { AppDeps } from '../deps.js';
+import type { RouteDeps } from '../deps.js';
 
 const MAX_WAIT_SECONDS = 30;
 
@@ -35,7 +35,7 @@ function recordId(ctx: Context): string {
 
 const isTerminal = (r: WorkflowRecord | null) => r !== null && r.status !== 'pending';
 
-export function registerRecordsRoutes(router: Router, { db, queue, logger }: AppDeps): void {
+export function registerRecordsRoutes(router: Router, { db, queue, logger, metrics }: RouteDeps): void {
   const { records } = db;
 
   async function waitForTerminal(id: string, seconds: number): Promise<WorkflowRecord | null> {
@@ -91,6 +91,7 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger }: App
     } else {
       created = items.length === 1 ? [await singleInserts.submit(items[0]!)] : await insertAll(items);
     }
+    metrics.recordsCreated.inc(created.length);
     if (process) {
       await enqueue(created.map((r) => ({ recordId: r.id, seq: 1, requestId })));
     }

@@ -1,0 +1,34 @@
+import type { Middleware } from 'koa';
+import type { ApiMetrics } from './api-metrics.js';
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** Mounted sub-applications whose own routes are not this app's route templates. */
+const MOUNTS = ['/admin/queues'];
+
+/**
+ * The label a request is counted under: the matched route template (`/records/:id`),
+ * the mount it went to, or `unmatched` — never the raw path, which a client controls
+ * and would make one time series per URL.
+ */
+function routeLabel(path: string, matched: unknown): string {
+  const lower = path.toLowerCase();
+  const mount = MOUNTS.find((m) => lower === m || lower.startsWith(`${m}/`));
+  if (mount) return mount;
+  return typeof matched === 'string' ? matched : 'unmatched';
+}
+
+/** Counts and times every request once its final status is known (mount outside the error handler). */
+export function httpMetrics(metrics: ApiMetrics): Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const path = ctx.path;
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const method = KNOWN_METHODS.has(ctx.method) ? ctx.method : 'OTHER';
+      metrics.observeRequest(method, routeLabel(path, ctx._matchedRoute), ctx.status, seconds);
+    }
+  };
+}
