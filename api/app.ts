@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import Koa from 'koa';
+import { queueBoard } from './admin/index.js';
 import { createApiMetrics, httpMetrics } from './metrics/index.js';
 import { apiKeyAuth } from './middleware/api-key.js';
 import { errorHandler } from './middleware/error-handler.js';
@@ -48,6 +49,7 @@ export function createApp(deps: AppDeps): Koa {
     );
   }
   app.use(jsonBody(config.bodyLimit));
+  app.use(queueBoard(deps.queue, config));
   const router = createRouter(routeDeps);
   app.use(router.routes());
   app.use(router.allowedMethods());

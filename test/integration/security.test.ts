@@ -509,9 +509,9 @@ describe('security: API keys', () => {
   for (const path of ['/admin/queues', '/admin', '/ADMIN/queues', '/%61dmin/queues', '//admin//queues', '/admin/x/y']) {
     it(`requires a key for any method under /admin: GET ${path}`, async () => {
       expectContractError(await h.http.get(path), 401, 'UNAUTHORIZED');
-      // with a key the request gets through to the router (no queue UI is mounted yet)
+      // with a key the request gets through: to the queue UI, or to the router's 404 for the look-alikes
       const res = await h.http.get(path).set('X-API-Key', KEY_2);
-      expect(res.status).to.equal(404);
+      expect(res.status).to.equal(path === '/admin/queues' ? 200 : 404);
     });
   }
 
@@ -522,7 +522,7 @@ describe('security: API keys', () => {
     try {
       expect(warning(open.logs)).to.equal(true);
       await open.http.post('/records').send(valid).expect(201);
-      await open.http.get('/admin/queues').expect(404);
+      await open.http.get('/admin/queues').expect(200);
     } finally {
       await open.close();
     }

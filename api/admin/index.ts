@@ -1,0 +1,1 @@
+export { queueBoard, QUEUE_BOARD_PATH } from './queue-board.js';

@@ -1,0 +1,49 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { KoaAdapter } from '@bull-board/koa';
+import type { Middleware } from 'koa';
+import { AppError, type Config, type ProcessJobData } from '../../shared/index.js';
+import { isWrite } from '../middleware/api-key.js';
+import type { Queue } from 'bullmq';
+
+export const QUEUE_BOARD_PATH = '/admin/queues';
+
+const isUnderBoard = (path: string) => {
+  const lower = path.toLowerCase();
+  return lower === QUEUE_BOARD_PATH || lower.startsWith(`${QUEUE_BOARD_PATH}/`);
+};
+
+/**
+ * The board's page asks a public font service for its typeface; the CSP refuses it (assets
+ * come from this service only) and an operator's browser need not call out at all: the
+ * page falls back to the system's fonts.
+ */
+const withoutOutsideFonts = (html: string) => html.replace(/<link[^>]+href="https?:\/\/[^"]*"[^>]*>\s*/g, '');
+
+/**
+ * Bull Board for the processing queue at /admin/queues. The API key middleware already
+ * guards everything under /admin. Read-only unless ADMIN_WRITE=true: the board hides its
+ * buttons then, and any method but a read is refused here with 405 before it reaches
+ * the board, so no call of the board's own API can change a job.
+ */
+export function queueBoard(queue: Queue<ProcessJobData>, config: Pick<Config, 'adminWrite'>): Middleware {
+  const serverAdapter = new KoaAdapter();
+  serverAdapter.setBasePath(QUEUE_BOARD_PATH);
+  createBullBoard({
+    queues: [new BullMQAdapter(queue, { readOnlyMode: !config.adminWrite })],
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'workflow-service' } },
+  });
+  const board = serverAdapter.registerPlugin() as Middleware;
+
+  return async (ctx, next) => {
+    if (!isUnderBoard(ctx.path)) return next();
+    if (!config.adminWrite && isWrite(ctx.method)) {
+      throw new AppError('METHOD_NOT_ALLOWED', 'the queue UI is read-only (ADMIN_WRITE is not true)', undefined, {
+        Allow: 'GET, HEAD',
+      });
+    }
+    await board(ctx, next);
+    if (typeof ctx.body === 'string' && ctx.response.is('html')) ctx.body = withoutOutsideFonts(ctx.body);
+  };
+}
