@@ -9,6 +9,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { requestLog } from './middleware/request-log.js';
 import { securityHeaders } from './middleware/security-headers.js';
+import { registerDocsRoutes } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerRecordsRoutes } from './routes/records.js';
@@ -17,13 +18,14 @@ import type { AppDeps, RouteDeps } from './deps.js';
 
 export type { AppDeps, RouteDeps } from './deps.js';
 
-/** Every route of the API. */
+/** Every route of the API; the OpenAPI document describes each one (a test holds them together). */
 export function createRouter(deps: RouteDeps): Router {
   const router = new Router();
   registerHealthRoutes(router, deps);
   registerRecordsRoutes(router, deps);
   registerReportsRoutes(router, deps);
   registerMetricsRoutes(router, deps);
+  registerDocsRoutes(router, deps);
   return router;
 }
 

@@ -24,7 +24,12 @@ const StrictJoi: Joi.Root = Joi.extend((joi) => ({
 // surrogate cannot be encoded as UTF-8, so neither can be stored as given
 const STORABLE_TEXT = /^[^\p{Cc}\p{Cs}]*$/u;
 
-const name = Joi.string().min(1).max(128).pattern(STORABLE_TEXT, 'storable text');
+const name = Joi.string()
+  .min(1)
+  .max(128)
+  .pattern(STORABLE_TEXT, 'storable text')
+  // the document's pattern without the regex's flags (joi-to-swagger would keep a trailing "/")
+  .meta({ swagger: { pattern: STORABLE_TEXT.source } });
 
 export const PAYLOAD_MAX_DEPTH = 32;
 export const PAYLOAD_MAX_KEYS = 1000;
@@ -65,21 +70,34 @@ const payload = Joi.object()
   }, 'payload limits');
 
 export const recordInputSchema = StrictJoi.object({
-  source: name.required(),
-  category: name.required(),
-  payload: payload.required(),
-}).unknown(false);
+  source: name.required().description('where the record comes from'),
+  category: name.required().description('selects the processor; unknown categories get the default one'),
+  payload: payload
+    .required()
+    .description(
+      `any JSON object, nested at most ${PAYLOAD_MAX_DEPTH} levels with at most ${PAYLOAD_MAX_KEYS} keys in total`,
+    ),
+})
+  .unknown(false)
+  .meta({ className: 'RecordInput' });
 
 export const BATCH_MAX_RECORDS = 1000;
 
 export const batchInputSchema = StrictJoi.object({
-  records: Joi.array().items(recordInputSchema).min(1).max(BATCH_MAX_RECORDS).required(),
-}).unknown(false);
+  records: Joi.array()
+    .items(recordInputSchema)
+    .min(1)
+    .max(BATCH_MAX_RECORDS)
+    .required()
+    .description(`1-${BATCH_MAX_RECORDS} records, stored all or none`),
+})
+  .unknown(false)
+  .meta({ className: 'BatchInput' });
 
 export const recordIdSchema = Joi.string().guid({ version: ['uuidv4', 'uuidv7'] });
 
 export const processQuerySchema = StrictJoi.object({
-  process: Joi.boolean().truthy('1').falsy('0').default(false),
+  process: Joi.boolean().truthy('1').falsy('0').default(false).description('also queue for processing'),
 }).unknown(false);
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
@@ -97,18 +115,24 @@ function isCalendarDate(ymd: string): boolean {
  * A date alone as an upper bound means the whole of that day (UTC).
  */
 function isoBound(kind: 'from' | 'to') {
-  return Joi.string().custom((value: string, helpers) => {
-    if (!DATE_ONLY.test(value) && !DATE_TIME.test(value)) return helpers.error('date.format');
-    const ms = Date.parse(DATE_ONLY.test(value) ? `${value}T00:00:00Z` : value);
-    if (Number.isNaN(ms) || !isCalendarDate(value.slice(0, 10))) return helpers.error('date.base');
-    return kind === 'to' && DATE_ONLY.test(value) ? ms + 86_400_000 - 1 : ms;
-  }, 'ISO 8601 date or date-time');
+  const meaning =
+    kind === 'from'
+      ? 'created at or after: an ISO 8601 date (from its start, UTC) or date-time'
+      : 'created at or before: an ISO 8601 date (the whole day, UTC) or date-time';
+  return Joi.string()
+    .description(meaning)
+    .custom((value: string, helpers) => {
+      if (!DATE_ONLY.test(value) && !DATE_TIME.test(value)) return helpers.error('date.format');
+      const ms = Date.parse(DATE_ONLY.test(value) ? `${value}T00:00:00Z` : value);
+      if (Number.isNaN(ms) || !isCalendarDate(value.slice(0, 10))) return helpers.error('date.base');
+      return kind === 'to' && DATE_ONLY.test(value) ? ms + 86_400_000 - 1 : ms;
+    }, 'ISO 8601 date or date-time');
 }
 
 export const summaryQuerySchema = StrictJoi.object({
   status: Joi.string().valid(...RECORD_STATUSES),
-  category: name,
-  source: name,
+  category: name.description('exact match'),
+  source: name.description('exact match'),
   date_from: isoBound('from'),
   date_to: isoBound('to'),
 })

@@ -1,0 +1,2 @@
+export { buildOpenApiDocument, type OpenApiDocument } from './build-document.js';
+export { OPERATIONS, type OperationSpec } from './operations.js';

@@ -1,0 +1,133 @@
+import Joi from 'joi';
+import { ERROR_CATALOGUE, type ErrorCode } from './errors.js';
+import { RECORD_STATUSES } from './records.js';
+
+/**
+ * What the API answers, as Joi schemas. The API does not validate its own answers at
+ * run time; these are the source of the OpenAPI document's response schemas, and the
+ * integration tests check real answers against that document.
+ * `className` names each one's entry under `components.schemas`.
+ */
+
+const instant = Joi.string().isoDate().description('ISO 8601 instant, UTC');
+const status = Joi.string().valid(...RECORD_STATUSES);
+const jsonObject = Joi.object().unknown(true);
+const count = Joi.number().integer().min(0);
+
+/** Every key present (values may still be null where allowed), as the API always sends them. */
+function allRequired(keys: Record<string, Joi.Schema>): Record<string, Joi.Schema> {
+  return Object.fromEntries(Object.entries(keys).map(([k, s]) => [k, s.required()]));
+}
+
+export const recordSchema = Joi.object(
+  allRequired({
+    id: Joi.string().guid().description('UUID'),
+    source: Joi.string().min(1).max(128),
+    category: Joi.string().min(1).max(128),
+    payload: jsonObject.description('the JSON object the client sent'),
+    status: status.description('pending → processed | failed; failed → pending by an operator retry'),
+    result: jsonObject.allow(null).description("the processor's result once processed"),
+    error: Joi.string()
+      .allow(null)
+      .description('why the record failed, or the last transient error while it is being retried'),
+    attempts: count.description('processing attempts made in the current queueing'),
+    created_at: instant,
+    updated_at: instant,
+    processed_at: instant.allow(null).description('when it reached processed or failed'),
+  }),
+).meta({ className: 'Record' });
+
+export const batchSchema = Joi.object(
+  allRequired({
+    items: Joi.array().items(recordSchema).description('the stored records, in request order'),
+    count: count,
+  }),
+).meta({ className: 'Batch' });
+
+export const transitionSchema = Joi.object(
+  allRequired({
+    from: status.allow(null).description('null for the creation of the record'),
+    to: status,
+    at: instant,
+    attempt: count,
+    error: Joi.string().allow(null),
+    request_id: Joi.string().allow(null).description('the request that caused it (or queued the job)'),
+    job_id: Joi.string().allow(null).description('the BullMQ job that applied it'),
+  }),
+).meta({ className: 'Transition' });
+
+export const historySchema = Joi.object({
+  items: Joi.array().items(transitionSchema).required().description('oldest first'),
+}).meta({ className: 'History' });
+
+const statusCounts = { pending: count, processed: count, failed: count };
+
+export const summarySchema = Joi.object(
+  allRequired({
+    generated_at: instant,
+    filters: Joi.object({
+      status,
+      category: Joi.string(),
+      source: Joi.string(),
+      date_from: instant,
+      date_to: instant,
+    }).description('the filters applied, dates as instants'),
+    totals: Joi.object(allRequired({ all: count, ...statusCounts })),
+    by_category: Joi.array()
+      .items(Joi.object(allRequired({ category: Joi.string(), count, ...statusCounts })))
+      .description('sorted by category'),
+  }),
+).meta({ className: 'Summary' });
+
+const partStatus = Joi.string().valid('ok', 'error').required();
+
+export const healthSchema = Joi.object(
+  allRequired({
+    service: Joi.string().valid('ok'),
+    version: Joi.string(),
+    database: Joi.object({ status: partStatus }),
+    queue: Joi.object({
+      status: partStatus,
+      waiting: count.description('absent when the queue cannot be read'),
+      active: count,
+      failed: count,
+    }),
+  }),
+).meta({ className: 'Health' });
+
+export const livenessSchema = Joi.object({ status: Joi.string().valid('ok').required() }).meta({
+  className: 'Liveness',
+});
+
+export const versionSchema = Joi.object(
+  allRequired({
+    version: Joi.string().description('package version'),
+    commit: Joi.string().description('GIT_COMMIT, else the checkout\'s HEAD, else "unknown"'),
+    environment: Joi.string().description('NODE_ENV'),
+  }),
+).meta({ className: 'Version' });
+
+export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
+
+/** An error body whose code is one of these (an operation's answers of one status). */
+export function errorBodySchemaFor(codes: readonly ErrorCode[]): Joi.ObjectSchema {
+  return Joi.object(
+    allRequired({
+      error: Joi.object({
+        code: Joi.string()
+          .valid(...codes)
+          .required(),
+        message: Joi.string().min(1).required().description('for people; 5xx messages never carry internals'),
+        details: Joi.array()
+          .items(
+            Joi.object({ field: Joi.string(), message: Joi.string().required(), type: Joi.string() }).unknown(true),
+          )
+          .description('422 only: one entry per problem; `field` is where (`body.source`, `query.status`, …)'),
+      }),
+      request_id: Joi.string().description('equal to the X-Request-ID response header'),
+    }),
+  );
+}
+
+/** Every error body, whatever the code. */
+export const errorBodySchema = errorBodySchemaFor(ERROR_CODES).meta({ className: 'Error' });
