@@ -13,7 +13,7 @@ import { createHarness, type Harness } from '../helpers/harness.js';
  */
 
 const KEY = 'fuzz-key-7c1d';
-const RUNS = { postRecords: 1200, summary: 800 } as const;
+const RUNS = { postRecords: 1200, batch: 400, summary: 800 } as const;
 
 // ---- strings a client might send: random, and the ones that break naive code
 
@@ -303,6 +303,35 @@ describe('fuzz: hostile requests never make the API fail', function () {
       },
     );
     await check('postRecords', property);
+  });
+
+  it(`POST /records/batch: ${RUNS.batch} random batches of random records`, async () => {
+    const batchBody = fc.oneof(
+      { weight: 1, arbitrary: jsonBody },
+      { weight: 4, arbitrary: fc.array(jsonBody, { maxLength: 4 }).map((items) => `{"records":[${items.join(',')}]}`) },
+    );
+    const property = fc.asyncProperty(
+      batchBody,
+      fc.oneof({ weight: 3, arbitrary: fc.constant('') }, { weight: 1, arbitrary: queryString(['process']) }),
+      apiKey,
+      async (body, query, key) => {
+        const before = await rowCounts();
+        let req = client.post(`/records/batch${query ? `?${query}` : ''}`).set('Content-Type', 'application/json');
+        if (key !== null) req = req.set('X-API-Key', key);
+        const res = await req.send(body);
+        const problem = problemWith(res);
+        if (problem) throw new Error(problem);
+        const after = await rowCounts();
+        if (res.status === 201) {
+          expect(res.body.count).to.equal(res.body.items.length);
+          expect(after.records).to.equal(before.records + (res.body.count as number));
+        } else {
+          expect(res.status, JSON.stringify(res.body)).to.be.within(400, 499);
+          expect(after, 'a refused batch stored something').to.deep.equal(before);
+        }
+      },
+    );
+    await check('batch', property);
   });
 
   it(`GET /reports/summary: ${RUNS.summary} random query strings`, async () => {
