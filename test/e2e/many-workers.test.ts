@@ -63,7 +63,13 @@ describe(`e2e: 1 API and ${WORKERS} worker processes on PostgreSQL`, function ()
       .knex('record_transitions')
       .whereIn('to_status', ['processed', 'failed'])
       .count({ n: '*' })) as Array<{ n: number | string }>;
-    const perWorker = await Promise.all(s.workers.map((w) => transitionsServed(metricsPort(w.output()))));
+    // a worker counts a job once BullMQ has marked it completed, just after its transition committed
+    const served = () => Promise.all(s.workers.map((w) => transitionsServed(metricsPort(w.output()))));
+    let perWorker = await served();
+    for (let i = 0; i < 50 && perWorker.reduce((a, b) => a + b, 0) < RECORDS; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      perWorker = await served();
+    }
     report(
       `records ${RECORDS}, terminal ${counts.processed + counts.failed}, terminal transitions ${Number(n)}, ` +
         `duplicates ${duplicates}; submitted in ${(submittedMs / 1000).toFixed(1)} s, all terminal in ` +
