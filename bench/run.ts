@@ -136,7 +136,18 @@ async function startService(
     ...extraEnv,
   };
   const api = startProcess('api', env);
-  await api.waitForOutput('api listening');
+  // readiness over HTTP: with LOG_LEVEL=warn the API prints no "listening" line
+  for (
+    let tries = 0;
+    !(await fetch(`http://127.0.0.1:${port}/health/live`).then(
+      (r) => r.ok,
+      () => false,
+    ));
+    tries++
+  ) {
+    if (tries > 300 || api.child.exitCode !== null) throw new Error(`api did not start:\n${api.output()}`);
+    await sleep(50);
+  }
   const started: ServiceProcess[] = [];
   for (let i = 0; i < workers; i++) {
     const w = startProcess('worker', { ...env, METRICS_PORT: String(await freePort()) });
