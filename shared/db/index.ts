@@ -6,6 +6,7 @@ import { RecordsRepository } from './records-repository.js';
 export { migrateLatest } from './migrate.js';
 export { dialectOf, type Dialect, type KnexOptions } from './knex.js';
 export * from './records-repository.js';
+export { rebuildReportCounts } from './report-counters.js';
 
 export interface Database {
   /** the connection(s) that write; on SQLite, one per process */

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as records from './migrations/001-records.js';
 import * as idempotency from './migrations/002-idempotency-and-intent.js';
+import * as reportCounters from './migrations/003-report-counters.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -12,6 +13,7 @@ interface Migration {
 const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['001-records', records],
   ['002-idempotency-and-intent', idempotency],
+  ['003-report-counters', reportCounters],
 ];
 
 const source: Knex.MigrationSource<string> = {

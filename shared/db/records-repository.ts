@@ -2,6 +2,13 @@ import { v7 as uuidv7 } from 'uuid';
 import type { Knex } from 'knex';
 import type { SummaryFilters } from '../schemas.js';
 import {
+  COUNTED_COLUMNS,
+  countInsertedRecords,
+  countRetry,
+  countTransitions,
+  type CountedRecord,
+} from './report-counters.js';
+import {
   RECORD_STATUSES,
   type JsonObject,
   type RecordInput,
@@ -243,6 +250,7 @@ export class RecordsRepository {
             const count = Math.min(INSERT_CHUNK, items.length - i);
             await trx.raw(insertRecordsSql(count), bindings.slice(i * width, (i + count) * width));
           }
+          await countInsertedRecords(trx, records, now);
         }),
       );
     } catch (err) {
@@ -368,6 +376,7 @@ export class RecordsRepository {
           request_id: requestId,
           job_id: null,
         });
+        await countRetry(trx, id);
         return { retried: true, seq: Number(rows[0]!.queue_seq) };
       }),
     );
@@ -403,12 +412,13 @@ export class RecordsRepository {
         attempts = outcome.attempts, queued_at = NULL, processed_at = ?, updated_at = ?
       FROM outcome
       WHERE records.id = outcome.rid AND records.status = 'pending' AND records.queue_seq = outcome.seq
-      RETURNING id`;
+      RETURNING ${COUNTED_COLUMNS.map((c) => `records.${c}`).join(', ')}`;
     return this.write(() =>
       this.knex.transaction(async (trx) => {
-        const response = (await trx.raw(sql, [...bindings, now, now])) as
-          Array<{ id: string }> | { rows: Array<{ id: string }> };
-        const matched = new Set((Array.isArray(response) ? response : response.rows).map((r) => r.id));
+        const response = (await trx.raw(sql, [...bindings, now, now])) as CountedRecord[] | { rows: CountedRecord[] };
+        // the rows whose guard matched, with what the report counters need
+        const changed = Array.isArray(response) ? response : response.rows;
+        const matched = new Set(changed.map((r) => r.id));
         const history = group
           .filter((t) => matched.has(t.recordId))
           .map((t) => ({
@@ -424,6 +434,7 @@ export class RecordsRepository {
         for (let i = 0; i < history.length; i += INSERT_CHUNK) {
           await trx('record_transitions').insert(history.slice(i, i + INSERT_CHUNK));
         }
+        await countTransitions(trx, changed);
         return transitions.map((t) => matched.has(t.recordId) && firsts.get(t.recordId) === t);
       }),
     );

@@ -1,0 +1,251 @@
+import type { Knex } from 'knex';
+import { LATENCY_BINS, latencyBin } from './latency-histogram.js';
+
+/**
+ * The report counters: what the reports read instead of the records, kept exact by the
+ * write paths in the same transaction as the change they count.
+ *
+ * - `record_counts`: records by the bucket of their `created_at` × category × source ×
+ *   current status, with the latency histogram (`b0`‥`b129`) of the terminal ones.
+ * - `outcome_counts`: terminal records by the bucket of their `processed_at` (when they
+ *   reached their current status) × category × source × status.
+ *
+ * Each is kept at several grains (an hour, a UTC day, and for `record_counts` all time),
+ * so a report reads a few rows per grain step, not one per record.
+ */
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+export type Grain = 'hour' | 'day' | 'all';
+export type CounterTable = 'record_counts' | 'outcome_counts';
+
+const GRAINS: Record<CounterTable, readonly Grain[]> = {
+  record_counts: ['hour', 'day', 'all'],
+  outcome_counts: ['hour', 'day'],
+};
+
+export const GRAIN_MS: Record<Exclude<Grain, 'all'>, number> = { hour: HOUR_MS, day: DAY_MS };
+
+export const KEY_COLUMNS = ['grain', 't', 'category', 'source', 'status'] as const;
+export const BIN_COLUMNS: readonly string[] = Array.from({ length: LATENCY_BINS }, (_, i) => `b${i}`);
+
+/** The start of the bucket holding `ms` (0 for the all-time grain). */
+export function bucketStart(grain: Grain, ms: number): number {
+  if (grain === 'all') return 0;
+  const size = GRAIN_MS[grain];
+  return ms - (((ms % size) + size) % size);
+}
+
+interface CounterDelta {
+  key: [Grain, number, string, string, string];
+  n: number;
+  /** bin → change, only on record_counts rows of terminal records */
+  bins: Map<number, number>;
+}
+
+/** What a record looks like to the counters. */
+export interface CountedRecord {
+  id: string;
+  category: string;
+  source: string;
+  status: string;
+  created_at: number | string;
+  processed_at: number | string | null;
+}
+
+const latencyOf = (r: { created_at: number | string }, processedAt: number | string) =>
+  latencyBin(Number(processedAt) - Number(r.created_at));
+
+/**
+ * The changes to the counters of one transaction, summed per counter row, so that a
+ * group of any size costs one upsert per table.
+ */
+export class CountDeltas {
+  private readonly rows: Record<CounterTable, Map<string, CounterDelta>> = {
+    record_counts: new Map(),
+    outcome_counts: new Map(),
+  };
+
+  private add(
+    table: CounterTable,
+    at: number,
+    r: Pick<CountedRecord, 'category' | 'source'>,
+    status: string,
+    n: number,
+    bin?: number,
+  ): void {
+    for (const grain of GRAINS[table]) {
+      const key: CounterDelta['key'] = [grain, bucketStart(grain, at), r.category, r.source, status];
+      const id = JSON.stringify(key);
+      let delta = this.rows[table].get(id);
+      if (!delta) {
+        delta = { key, n: 0, bins: new Map() };
+        this.rows[table].set(id, delta);
+      }
+      delta.n += n;
+      if (bin !== undefined) delta.bins.set(bin, (delta.bins.get(bin) ?? 0) + n);
+    }
+  }
+
+  /** A new record: pending. */
+  created(r: Pick<CountedRecord, 'category' | 'source' | 'created_at'>): this {
+    this.add('record_counts', Number(r.created_at), r, 'pending', 1);
+    return this;
+  }
+
+  /**
+   * A record that went from pending to the status and `processed_at` it has now (without
+   * `processed_at`, as only a hand-edited row can be, it has no latency and no outcome time).
+   */
+  finished(r: CountedRecord): this {
+    const created = Number(r.created_at);
+    this.add('record_counts', created, r, 'pending', -1);
+    if (r.processed_at === null) {
+      this.add('record_counts', created, r, r.status, 1);
+      return this;
+    }
+    this.add('record_counts', created, r, r.status, 1, latencyOf(r, r.processed_at));
+    this.add('outcome_counts', Number(r.processed_at), r, r.status, 1);
+    return this;
+  }
+
+  /** A failed record, failed at `failedAt`, sent back to pending. */
+  reopened(r: Pick<CountedRecord, 'category' | 'source' | 'created_at'>, failedAt: number | string | null): this {
+    const created = Number(r.created_at);
+    this.add('record_counts', created, r, 'pending', 1);
+    if (failedAt === null) {
+      // no failure on record (a hand-edited row): the counts move, the latency cannot
+      this.add('record_counts', created, r, 'failed', -1);
+      return this;
+    }
+    this.add('record_counts', created, r, 'failed', -1, latencyOf(r, failedAt));
+    this.add('outcome_counts', Number(failedAt), r, 'failed', -1);
+    return this;
+  }
+
+  /**
+   * Upserts every changed counter row: `n = n + excluded.n`, in one statement per table
+   * (or per chunk of a very large group). Rows are always written in one global order,
+   * sorted by key, so concurrent writers on PostgreSQL queue behind each other on a hot
+   * row instead of deadlocking.
+   */
+  async apply(trx: Knex.Transaction | Knex): Promise<void> {
+    for (const table of ['record_counts', 'outcome_counts'] as const) {
+      const deltas = [...this.rows[table].values()].filter((d) => d.n !== 0 || d.bins.size > 0);
+      if (deltas.length === 0) continue;
+      deltas.sort((a, b) => compareKeys(a.key, b.key));
+      const bins = [...new Set(deltas.flatMap((d) => [...d.bins.keys()]))].sort((a, b) => a - b);
+      // stays under SQLite's limit of 32766 bound values per statement
+      const chunk = Math.floor(30_000 / (KEY_COLUMNS.length + 1 + bins.length));
+      for (let i = 0; i < deltas.length; i += chunk) {
+        const rows = deltas.slice(i, i + chunk).map((d) => {
+          const row: Record<string, string | number | null> = { n: d.n };
+          KEY_COLUMNS.forEach((column, k) => (row[column] = d.key[k]!));
+          for (const bin of bins) row[`b${bin}`] = d.bins.get(bin) ?? null;
+          return row;
+        });
+        const merge: Record<string, Knex.Raw> = { n: trx.raw('?? + excluded.n', [`${table}.n`]) };
+        for (const bin of bins) {
+          // a bin nobody counted stays NULL, which costs no space on either engine
+          merge[`b${bin}`] = trx.raw(`CASE WHEN excluded.?? IS NULL THEN ?? ELSE COALESCE(??, 0) + excluded.?? END`, [
+            `b${bin}`,
+            `${table}.b${bin}`,
+            `${table}.b${bin}`,
+            `b${bin}`,
+          ]);
+        }
+        await trx(table)
+          .insert(rows)
+          .onConflict([...KEY_COLUMNS])
+          .merge(merge);
+      }
+    }
+  }
+}
+
+function compareKeys(a: CounterDelta['key'], b: CounterDelta['key']): number {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  }
+  return 0;
+}
+
+/** The columns the counters read from a record (a transition RETURNING them saves reading them again). */
+export const COUNTED_COLUMNS = ['id', 'category', 'source', 'status', 'created_at', 'processed_at'] as const;
+
+/** Counts records just inserted (pending, created at `createdAt`), in the inserting transaction. */
+export async function countInsertedRecords(
+  trx: Knex.Transaction,
+  records: ReadonlyArray<Pick<CountedRecord, 'category' | 'source'>>,
+  createdAt: number,
+): Promise<void> {
+  const deltas = new CountDeltas();
+  for (const r of records) deltas.created({ category: r.category, source: r.source, created_at: createdAt });
+  await deltas.apply(trx);
+}
+
+/**
+ * Counts pending → terminal transitions this transaction just applied, from the rows as
+ * they are now (their new status and processed_at).
+ */
+export async function countTransitions(trx: Knex.Transaction, changed: readonly CountedRecord[]): Promise<void> {
+  const deltas = new CountDeltas();
+  for (const r of changed) if (r.status !== 'pending') deltas.finished(r);
+  await deltas.apply(trx);
+}
+
+/**
+ * Counts a retry (failed → pending) just applied in this transaction. The time of the
+ * failure, which the update cleared from the record, is the `at` of its last
+ * transition to failed in the history written with it.
+ */
+export async function countRetry(trx: Knex.Transaction, recordId: string): Promise<void> {
+  const row = (await trx('records as r')
+    .select('r.category', 'r.source', 'r.created_at')
+    .select(
+      trx('record_transitions as t')
+        .select('t.at')
+        .whereRaw('t.record_id = r.id')
+        .andWhere('t.to_status', 'failed')
+        .orderBy('t.id', 'desc')
+        .limit(1)
+        .as('failed_at'),
+    )
+    .where('r.id', recordId)
+    .first()) as
+    (Pick<CountedRecord, 'category' | 'source' | 'created_at'> & { failed_at: number | string | null }) | undefined;
+  if (!row) return;
+  await new CountDeltas().reopened(row, row.failed_at).apply(trx);
+}
+
+const REBUILD_PAGE = 10_000;
+
+/**
+ * Recomputes every counter from the records, replaying each record's life (created, then
+ * its terminal transition if it has one) through the same deltas the write paths use.
+ * For a database whose counters were never kept (the migration that adds them) or were
+ * bypassed by hand-written SQL. Holds a write transaction for the whole pass.
+ */
+export async function rebuildReportCounts(knex: Knex): Promise<void> {
+  await knex.transaction(async (trx) => {
+    await trx('record_counts').delete();
+    await trx('outcome_counts').delete();
+    const deltas = new CountDeltas();
+    let after: string | null = null;
+    for (;;) {
+      const page = trx('records')
+        .select(...COUNTED_COLUMNS)
+        .orderBy('id')
+        .limit(REBUILD_PAGE);
+      if (after !== null) page.where('id', '>', after);
+      const rows = (await page) as CountedRecord[];
+      for (const r of rows) {
+        deltas.created(r);
+        if (r.status !== 'pending') deltas.finished(r);
+      }
+      if (rows.length < REBUILD_PAGE) break;
+      after = rows[rows.length - 1]!.id;
+    }
+    await deltas.apply(trx);
+  });
+}
