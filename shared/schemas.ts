@@ -129,20 +129,22 @@ function isoBound(kind: 'from' | 'to') {
     }, 'ISO 8601 date or date-time');
 }
 
-export const summaryQuerySchema = StrictJoi.object({
+const reportFilters = {
   status: Joi.string().valid(...RECORD_STATUSES),
   category: name.description('exact match'),
   source: name.description('exact match'),
   date_from: isoBound('from'),
   date_to: isoBound('to'),
-})
-  .unknown(false)
-  .custom((value: { date_from?: number; date_to?: number }, helpers) => {
-    if (value.date_from !== undefined && value.date_to !== undefined && value.date_from > value.date_to) {
-      return helpers.error('range.order', { label: 'date_from' });
-    }
-    return value;
-  });
+};
+
+function dateOrder(value: { date_from?: number; date_to?: number }, helpers: Joi.CustomHelpers) {
+  if (value.date_from !== undefined && value.date_to !== undefined && value.date_from > value.date_to) {
+    return helpers.error('range.order', { label: 'date_from' });
+  }
+  return value;
+}
+
+export const summaryQuerySchema = StrictJoi.object(reportFilters).unknown(false).custom(dateOrder);
 
 export interface SummaryFilters {
   status?: (typeof RECORD_STATUSES)[number];
@@ -150,6 +152,22 @@ export interface SummaryFilters {
   source?: string;
   date_from?: number;
   date_to?: number;
+}
+
+export const SERIES_BUCKETS = ['minute', 'hour', 'day'] as const;
+
+export const timeseriesQuerySchema = StrictJoi.object({
+  ...reportFilters,
+  bucket: Joi.string()
+    .valid(...SERIES_BUCKETS)
+    .default('hour')
+    .description('bucket width, UTC'),
+})
+  .unknown(false)
+  .custom(dateOrder);
+
+export interface TimeseriesQuery extends SummaryFilters {
+  bucket: (typeof SERIES_BUCKETS)[number];
 }
 
 // the service's own messages, set once at the top: a nested schema's .messages() would

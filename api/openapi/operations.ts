@@ -12,6 +12,8 @@ import {
   recordSchema,
   summaryQuerySchema,
   summarySchema,
+  timeseriesQuerySchema,
+  timeseriesSchema,
   versionSchema,
   type ErrorCode,
 } from '../../shared/index.js';
@@ -220,11 +222,29 @@ export const OPERATIONS: readonly OperationSpec[] = [
     path: '/reports/summary',
     operationId: 'getSummary',
     tag: 'reports',
-    summary: 'Totals and per-category counts by status',
-    description: 'Every filter is optional; `date_from` must not be after `date_to`. A repeated parameter is 422.',
+    summary: 'Totals and per-category counts by status, and processing latency percentiles',
+    description:
+      'Every filter is optional; `date_from` must not be after `date_to`. A repeated parameter is 422. Read from ' +
+      'counters kept with every write, so its cost does not grow with the number of records.',
     access: 'public',
     query: summaryQuerySchema,
     responses: { 200: { description: 'the summary', schema: summarySchema } },
+    errors: ['VALIDATION_ERROR'],
+  },
+  {
+    method: 'get',
+    path: '/reports/timeseries',
+    operationId: 'getTimeseries',
+    tag: 'reports',
+    summary: 'Records created, processed and failed per minute, hour or day (UTC)',
+    description:
+      'The series covers every bucket from the one holding `date_from` to the one holding `date_to` (without ' +
+      'them, the hours holding matching records), each bucket counted whole. `created` counts records by ' +
+      '`created_at`; `processed` and `failed` count records now in that status by `processed_at`. At most 1,440 ' +
+      'minute, 2,160 hour or 3,660 day buckets; more is 422.',
+    access: 'public',
+    query: timeseriesQuerySchema,
+    responses: { 200: { description: 'the series', schema: timeseriesSchema } },
     errors: ['VALIDATION_ERROR'],
   },
   {

@@ -1,6 +1,18 @@
 import type Router from '@koa/router';
-import { summaryQuerySchema, validate, type SummaryFilters } from '../../shared/index.js';
+import {
+  AppError,
+  BUCKET_MS,
+  summaryQuerySchema,
+  timeseriesQuerySchema,
+  validate,
+  type SeriesBucket,
+  type SummaryFilters,
+  type TimeseriesQuery,
+} from '../../shared/index.js';
 import type { AppDeps } from '../deps.js';
+
+/** The most buckets one series may have: minutes are counted from the records themselves. */
+export const MAX_SERIES_BUCKETS: Record<SeriesBucket, number> = { minute: 1440, hour: 2160, day: 3660 };
 
 /** Echo of the filters applied, dates as ISO 8601 instants. */
 function describeFilters(f: SummaryFilters): Record<string, string> {
@@ -15,8 +27,34 @@ function describeFilters(f: SummaryFilters): Record<string, string> {
 
 export function registerReportsRoutes(router: Router, { db }: AppDeps): void {
   router.get('/reports/summary', async (ctx) => {
-    const filters = validate<SummaryFilters>(summaryQuerySchema, ctx.query, 'query');
-    const summary = await db.records.summary(filters);
-    ctx.body = { generated_at: new Date().toISOString(), filters: describeFilters(filters), ...summary };
+    const f = validate<SummaryFilters>(summaryQuerySchema, ctx.query, 'query');
+    // date_to is inclusive; the repository counts [from, to)
+    const to = f.date_to === undefined ? undefined : f.date_to + 1;
+    const summary = await db.reports.summary({
+      status: f.status,
+      category: f.category,
+      source: f.source,
+      from: f.date_from,
+      to,
+    });
+    ctx.body = { generated_at: new Date().toISOString(), filters: describeFilters(f), ...summary };
+  });
+
+  router.get('/reports/timeseries', async (ctx) => {
+    const q = validate<TimeseriesQuery>(timeseriesQuerySchema, ctx.query, 'query');
+    const filters = { status: q.status, category: q.category, source: q.source };
+    const range = await db.reports.seriesRange({ ...filters, from: q.date_from, through: q.date_to }, q.bucket);
+    const buckets = range ? (range.to - range.from) / BUCKET_MS[q.bucket] : 0;
+    if (buckets > MAX_SERIES_BUCKETS[q.bucket]) {
+      throw new AppError('VALIDATION_ERROR', undefined, [
+        {
+          field: 'query',
+          message: `the range holds ${buckets} ${q.bucket} buckets, at most ${MAX_SERIES_BUCKETS[q.bucket]} are allowed: narrow date_from/date_to or use a larger bucket`,
+          type: 'series.too_long',
+        },
+      ]);
+    }
+    const series = range ? await db.reports.timeseries(filters, q.bucket, range) : [];
+    ctx.body = { generated_at: new Date().toISOString(), bucket: q.bucket, filters: describeFilters(q), series };
   });
 }

@@ -2,10 +2,13 @@ import type { Knex } from 'knex';
 import { createKnex, dialectOf, type Dialect, type KnexOptions } from './knex.js';
 import { migrateLatest } from './migrate.js';
 import { RecordsRepository } from './records-repository.js';
+import { ReportsRepository } from './reports-repository.js';
 
 export { migrateLatest } from './migrate.js';
 export { dialectOf, type Dialect, type KnexOptions } from './knex.js';
 export * from './records-repository.js';
+export * from './reports-repository.js';
+export { LATENCY_ERROR, type LatencyPercentiles } from './latency-histogram.js';
 export { rebuildReportCounts } from './report-counters.js';
 
 export interface Database {
@@ -15,6 +18,7 @@ export interface Database {
   readonly reader: Knex;
   readonly dialect: Dialect;
   readonly records: RecordsRepository;
+  readonly reports: ReportsRepository;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -30,6 +34,8 @@ export function createDatabase(databaseUrl: string, opts: KnexOptions = {}): Dat
     reader,
     dialect,
     records: new RecordsRepository(knex, reader),
+    // reports only read: on SQLite they use the reading connections
+    reports: new ReportsRepository(reader),
     migrate: () => migrateLatest(knex),
     close: async () => {
       await knex.destroy();

@@ -1,6 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Knex } from 'knex';
-import type { SummaryFilters } from '../schemas.js';
 import {
   COUNTED_COLUMNS,
   countInsertedRecords,
@@ -9,7 +8,6 @@ import {
   type CountedRecord,
 } from './report-counters.js';
 import {
-  RECORD_STATUSES,
   type JsonObject,
   type RecordInput,
   type RecordStatus,
@@ -94,18 +92,6 @@ export interface TransitionInput {
   attempt: number;
   requestId: string | null;
   jobId: string | null;
-}
-
-export interface StatusCounts {
-  all: number;
-  pending: number;
-  processed: number;
-  failed: number;
-}
-
-export interface Summary {
-  totals: StatusCounts;
-  by_category: Array<{ category: string; count: number } & Omit<StatusCounts, 'all'>>;
 }
 
 interface IdempotencyRow {
@@ -465,33 +451,6 @@ export class RecordsRepository {
       request_id: r.request_id,
       job_id: r.job_id,
     }));
-  }
-
-  async summary(filters: SummaryFilters): Promise<Summary> {
-    const q = this.reader('records').select('category', 'status').count({ n: '*' }).groupBy('category', 'status');
-    if (filters.status) q.where('status', filters.status);
-    if (filters.category) q.where('category', filters.category);
-    if (filters.source) q.where('source', filters.source);
-    if (filters.date_from !== undefined) q.where('created_at', '>=', filters.date_from);
-    if (filters.date_to !== undefined) q.where('created_at', '<=', filters.date_to);
-    const rows = (await q) as Array<{ category: string; status: RecordStatus; n: number | string }>;
-
-    const totals: StatusCounts = { all: 0, pending: 0, processed: 0, failed: 0 };
-    const byCategory = new Map<string, Summary['by_category'][number]>();
-    for (const { category, status, n } of rows) {
-      const count = Number(n);
-      if (!RECORD_STATUSES.includes(status)) continue;
-      totals.all += count;
-      totals[status] += count;
-      const entry = byCategory.get(category) ?? { category, count: 0, pending: 0, processed: 0, failed: 0 };
-      entry.count += count;
-      entry[status] += count;
-      byCategory.set(category, entry);
-    }
-    return {
-      totals,
-      by_category: [...byCategory.values()].sort((a, b) => (a.category < b.category ? -1 : 1)),
-    };
   }
 
   async ping(): Promise<void> {

@@ -261,6 +261,8 @@ describe('OpenAPI document', function () {
     it('reports, operations and the queue UI', async () => {
       await call(h, { path: '/reports/summary?status=processed&date_from=2026-01-01' });
       await call(h, { path: '/reports/summary?status=done' });
+      await call(h, { path: '/reports/timeseries?bucket=hour' });
+      await call(h, { path: '/reports/timeseries?bucket=week' });
       await call(h, { path: '/health' });
       await call(h, { path: '/health/live' });
       await call(h, { path: '/version' });
