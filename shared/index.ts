@@ -5,6 +5,7 @@ export * from './logger.js';
 export * from './metrics.js';
 export * from './queue.js';
 export * from './records.js';
+export * from './records-cursor.js';
 export * from './response-schemas.js';
 export * from './schemas.js';
 export * from './version.js';

@@ -44,6 +44,18 @@ export const batchSchema = Joi.object(
   }),
 ).meta({ className: 'Batch' });
 
+export const recordsPageSchema = Joi.object(
+  allRequired({
+    items: Joi.array().items(recordSchema).description('in the order asked for'),
+    count: count.description('records on this page'),
+    total: count.description('records matching the filters, on every page'),
+    limit: count.description('the page size used (a limit above 200 is 200)'),
+    next_cursor: Joi.string()
+      .allow(null)
+      .description('pass as `cursor`, with the same filters and order, for the next page; null on the last'),
+  }),
+).meta({ className: 'RecordsPage' });
+
 export const transitionSchema = Joi.object(
   allRequired({
     from: status.allow(null).description('null for the creation of the record'),

@@ -1,6 +1,7 @@
 import Joi from 'joi';
 import { AppError } from './errors.js';
 import { RECORD_STATUSES } from './records.js';
+import { SORT_FIELDS, type SortField, type SortOrder } from './db/records-listing.js';
 
 /**
  * Joi validates an object through a copy made with Object.assign, which turns an own
@@ -114,11 +115,12 @@ function isCalendarDate(ymd: string): boolean {
  * An ISO 8601 date or date-time, converted to epoch milliseconds.
  * A date alone as an upper bound means the whole of that day (UTC).
  */
-function isoBound(kind: 'from' | 'to') {
+function isoBound(kind: 'from' | 'to', description?: string) {
   const meaning =
-    kind === 'from'
+    description ??
+    (kind === 'from'
       ? 'created at or after: an ISO 8601 date (from its start, UTC) or date-time'
-      : 'created at or before: an ISO 8601 date (the whole day, UTC) or date-time';
+      : 'created at or before: an ISO 8601 date (the whole day, UTC) or date-time');
   return Joi.string()
     .description(meaning)
     .custom((value: string, helpers) => {
@@ -170,6 +172,60 @@ export interface TimeseriesQuery extends SummaryFilters {
   bucket: (typeof SERIES_BUCKETS)[number];
 }
 
+export const LIST_LIMIT_DEFAULT = 50;
+export const LIST_LIMIT_MAX = 200;
+export const LIST_OFFSET_MAX = 10_000;
+
+export const listQuerySchema = StrictJoi.object({
+  status: Joi.string().valid(...RECORD_STATUSES),
+  category: name.description('exact match'),
+  source: name.description('exact match'),
+  // [created_after, created_before): a date alone means its midnight (UTC)
+  created_after: isoBound('from', 'created at or after: an ISO 8601 date (its midnight, UTC) or date-time'),
+  created_before: isoBound('from', 'created before: an ISO 8601 date (its midnight, UTC) or date-time'),
+  sort_by: Joi.string()
+    .valid(...SORT_FIELDS)
+    .default('created_at')
+    .description('then created_at, then id, in the same order'),
+  sort_order: Joi.string().valid('asc', 'desc').default('desc'),
+  // above the maximum is not an error: the page is just capped
+  limit: Joi.number()
+    .integer()
+    .min(1)
+    .unsafe()
+    .default(LIST_LIMIT_DEFAULT)
+    .custom((n: number) => Math.min(n, LIST_LIMIT_MAX))
+    .description(`records per page, ${LIST_LIMIT_DEFAULT} by default; above ${LIST_LIMIT_MAX} means ${LIST_LIMIT_MAX}`),
+  offset: Joi.number()
+    .integer()
+    .min(0)
+    .max(LIST_OFFSET_MAX)
+    .description('records to skip; to go further, follow next_cursor'),
+  cursor: Joi.string().max(1024).description('next_cursor of the previous page, with the same filters and order'),
+})
+  .unknown(false)
+  .oxor('cursor', 'offset')
+  .custom((value: { created_after?: number; created_before?: number }, helpers) => {
+    const { created_after: after, created_before: before } = value;
+    if (after !== undefined && before !== undefined && after > before) {
+      return helpers.error('range.created', { label: 'created_after' });
+    }
+    return value;
+  });
+
+export interface ListRecordsQuery {
+  status?: (typeof RECORD_STATUSES)[number];
+  category?: string;
+  source?: string;
+  created_after?: number;
+  created_before?: number;
+  sort_by: SortField;
+  sort_order: SortOrder;
+  limit: number;
+  offset?: number;
+  cursor?: string;
+}
+
 // the service's own messages, set once at the top: a nested schema's .messages() would
 // make Joi merge preferences again for every value it validates
 const MESSAGES = {
@@ -180,6 +236,8 @@ const MESSAGES = {
   'date.format': '{{#label}} must be an ISO 8601 date or date-time',
   'date.base': '{{#label}} must be a valid date',
   'range.order': 'date_from must not be after date_to',
+  'range.created': 'created_after must not be after created_before',
+  'object.oxor': 'use either cursor or offset, not both',
 };
 
 // validation preferences baked into each schema once: passed per call, Joi merges them on every validation

@@ -5,11 +5,13 @@ import {
   batchSchema,
   healthSchema,
   historySchema,
+  listQuerySchema,
   livenessSchema,
   processQuerySchema,
   recordIdSchema,
   recordInputSchema,
   recordSchema,
+  recordsPageSchema,
   summaryQuerySchema,
   summarySchema,
   timeseriesQuerySchema,
@@ -158,6 +160,23 @@ export const OPERATIONS: readonly OperationSpec[] = [
       },
     },
     errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED'],
+  },
+  {
+    method: 'get',
+    path: '/records',
+    operationId: 'listRecords',
+    tag: 'records',
+    summary: 'List records: filters, sort, pages by cursor or offset',
+    description:
+      'Filters on status, category, source and `created_at` in [`created_after`, `created_before`). Sorted by ' +
+      '`sort_by`, then `created_at`, then `id`, all in `sort_order` (default: newest first). Follow `next_cursor` ' +
+      '(opaque, bound to the filters and order) for the next page: a page costs the same at any depth, and records ' +
+      'inserted meanwhile are neither repeated nor skipped. `offset` (at most 10,000) is the alternative. An ' +
+      'edited cursor, or one used with other filters or order, is 422.',
+    access: 'public',
+    query: listQuerySchema,
+    responses: { 200: { description: 'one page', schema: recordsPageSchema } },
+    errors: ['VALIDATION_ERROR'],
   },
   {
     method: 'get',

@@ -3,12 +3,16 @@ import type { Context } from 'koa';
 import {
   AppError,
   batchInputSchema,
-  enqueueProcessing,
   Coalescer,
+  decodeCursor,
+  encodeCursor,
+  enqueueProcessing,
+  listQuerySchema,
   processQuerySchema,
   recordIdSchema,
   recordInputSchema,
   validate,
+  type ListRecordsQuery,
   type NewRecord,
   type ProcessJobData,
   type RecordInput,
@@ -119,6 +123,31 @@ export function registerRecordsRoutes(router: Router, { db, queue, logger, metri
       body: { items: created, count: created.length },
       location: null,
     }));
+  });
+
+  router.get('/records', async (ctx) => {
+    const q = validate<ListRecordsQuery>(listQuerySchema, ctx.query, 'query');
+    const page = await records.list({
+      filters: {
+        status: q.status,
+        category: q.category,
+        source: q.source,
+        from: q.created_after,
+        to: q.created_before,
+      },
+      sortBy: q.sort_by,
+      order: q.sort_order,
+      limit: q.limit,
+      offset: q.offset ?? 0,
+      after: q.cursor === undefined ? null : decodeCursor(q, q.cursor),
+    });
+    ctx.body = {
+      items: page.records,
+      count: page.records.length,
+      total: page.total,
+      limit: q.limit,
+      next_cursor: page.next ? encodeCursor(q, page.next) : null,
+    };
   });
 
   router.get('/records/:id', async (ctx) => {

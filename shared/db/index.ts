@@ -8,6 +8,7 @@ export { migrateLatest } from './migrate.js';
 export { dialectOf, type Dialect, type KnexOptions } from './knex.js';
 export * from './records-repository.js';
 export * from './reports-repository.js';
+export { SORT_FIELDS, type ListPosition, type ListQuery, type SortField, type SortOrder } from './records-listing.js';
 export { LATENCY_ERROR, type LatencyPercentiles } from './latency-histogram.js';
 export { rebuildReportCounts } from './report-counters.js';
 

@@ -1,5 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Knex } from 'knex';
+import { chooseListIndex, listPageQuery, sortKeyOf, type ListPosition, type ListQuery } from './records-listing.js';
 import {
   COUNTED_COLUMNS,
   countInsertedRecords,
@@ -7,6 +8,7 @@ import {
   countTransitions,
   type CountedRecord,
 } from './report-counters.js';
+import { ReportsRepository } from './reports-repository.js';
 import {
   type JsonObject,
   type RecordInput,
@@ -451,6 +453,37 @@ export class RecordsRepository {
       request_id: r.request_id,
       job_id: r.job_id,
     }));
+  }
+
+  /**
+   * A page of records in a total order (the sort field, created_at, id), continued after
+   * a position (keyset: a page costs the same however deep, and records inserted
+   * meanwhile neither repeat nor push others off a page) or at an offset. `total` comes
+   * from the report counters, not from counting rows.
+   */
+  async list(query: ListQuery): Promise<{ records: WorkflowRecord[]; total: number; next: ListPosition | null }> {
+    const reports = new ReportsRepository(this.reader);
+    const total = await reports.count(query.filters);
+    if (total === 0 && query.after === null) return { records: [], total, next: null };
+    let index: string | null = null;
+    if (this.reader.client.config.client === 'sqlite3') {
+      index = await chooseListIndex({
+        query,
+        total,
+        all: await reports.count({}),
+        matchesOf: (field) => reports.count({ [field]: query.filters[field] }),
+      });
+    }
+    const rows = (await listPageQuery(this.reader, query, index)) as RecordRow[];
+    const page = rows.slice(0, query.limit);
+    const last = page[page.length - 1];
+    const next =
+      rows.length > query.limit && last
+        ? sortKeyOf(query.sortBy).map((column) =>
+            column === 'created_at' ? Number(last.created_at) : (last[column as keyof RecordRow] as string),
+          )
+        : null;
+    return { records: page.map((row) => toRecord(row)), total, next };
   }
 
   async ping(): Promise<void> {

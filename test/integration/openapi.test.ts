@@ -169,6 +169,8 @@ describe('OpenAPI document', function () {
       expect(again.headers['idempotent-replayed']).to.equal('true');
       await call(h, { path: `/records/${pendingId}` });
       await call(h, { path: `/records/${failedId}/history` });
+      const page = await call(h, { path: '/records?limit=2&sort_by=status' });
+      await call(h, { path: `/records?limit=2&sort_by=status&cursor=${encodeURIComponent(page.body.next_cursor)}` });
 
       const waiting = (await call(h, { method: 'post', path: '/records', key: true, body: valid })).body.id;
       const done = await call(h, {
@@ -227,6 +229,8 @@ describe('OpenAPI document', function () {
         body: { records: [valid, valid] },
       });
       expect(batchReused.body.error.code).to.equal('IDEMPOTENCY_KEY_REUSED');
+      await call(h, { path: '/records?limit=0' });
+      await call(h, { path: '/records?cursor=not-a-cursor' });
       for (const path of [`/records/${UNKNOWN_ID}`, '/records/not-a-uuid', `/records/${UNKNOWN_ID}/history`]) {
         await call(h, { path });
       }

@@ -1,0 +1,316 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import type { Knex } from 'knex';
+import {
+  BUCKET_MS,
+  RECORD_STATUSES,
+  rebuildReportCounts,
+  type RecordFilters,
+  type RecordStatus,
+  type SeriesBucket,
+  type SortField,
+  type TransitionInput,
+} from '../../shared/index.js';
+import { LATENCY_BINS, latencyBin, latencyOfBin } from '../../shared/db/latency-histogram.js';
+import { atTime } from '../helpers/clock.js';
+import { createHarness, type Harness } from '../helpers/harness.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+// a Monday 00:00 UTC: the data crosses hour and day boundaries from here
+const T0 = Date.UTC(2026, 0, 5);
+
+const CATEGORIES = ['a', 'b', 'c'] as const;
+const SOURCES = ['x', 'y'] as const;
+
+type Op =
+  | { kind: 'insert'; dt: number; records: Array<{ category: string; source: string }> }
+  | { kind: 'finish'; dt: number; picks: Array<{ pick: number; to: 'processed' | 'failed'; stale: boolean }> }
+  | { kind: 'retry'; dt: number; pick: number };
+
+// time passing before each operation: mostly seconds and minutes, sometimes hours or days
+const dt = fc.oneof(
+  { arbitrary: fc.integer({ min: 0, max: 5_000 }), weight: 3 },
+  { arbitrary: fc.integer({ min: 0, max: 20 * 60_000 }), weight: 3 },
+  { arbitrary: fc.integer({ min: 0, max: 3 * HOUR }), weight: 2 },
+  { arbitrary: fc.integer({ min: 0, max: 2 * DAY }), weight: 1 },
+);
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    kind: fc.constant('insert' as const),
+    dt,
+    records: fc.array(fc.record({ category: fc.constantFrom(...CATEGORIES), source: fc.constantFrom(...SOURCES) }), {
+      minLength: 1,
+      maxLength: 5,
+    }),
+  }),
+  fc.record({
+    kind: fc.constant('finish' as const),
+    dt,
+    picks: fc.array(
+      fc.record({
+        pick: fc.nat(),
+        to: fc.constantFrom('processed' as const, 'failed' as const),
+        stale: fc.boolean().map((b) => b && Math.random() < 0.3),
+      }),
+      { minLength: 1, maxLength: 8 },
+    ),
+  }),
+  fc.record({ kind: fc.constant('retry' as const), dt, pick: fc.nat() }),
+);
+
+// a range end: anywhere, or within 45 minutes of a record's created_at (where the
+// half hours read from the records themselves make a difference)
+type Bound = { anywhere: number } | { near: number; offset: number };
+const bound: fc.Arbitrary<Bound> = fc.oneof(
+  fc.record({ anywhere: fc.integer({ min: T0 - DAY, max: T0 + 8 * DAY }) }),
+  fc.record({ near: fc.nat(), offset: fc.integer({ min: -45 * 60_000, max: 45 * 60_000 }) }),
+);
+
+const filtersArb: fc.Arbitrary<FilterSpec> = fc.record(
+  {
+    status: fc.constantFrom(...RECORD_STATUSES),
+    category: fc.constantFrom('a', 'b', 'c', 'nope'),
+    source: fc.constantFrom(...SOURCES),
+    from: bound,
+    to: bound,
+  },
+  { requiredKeys: [] },
+);
+
+type FilterSpec = Partial<{ status: RecordStatus; category: string; source: string; from: Bound; to: Bound }>;
+
+function resolveFilters(spec: FilterSpec, created: readonly number[]): RecordFilters {
+  const at = (b: Bound | undefined) => {
+    if (b === undefined) return undefined;
+    if ('anywhere' in b) return b.anywhere;
+    return (created.length > 0 ? created[b.near % created.length]! : T0) + b.offset;
+  };
+  let from = at(spec.from);
+  let to = at(spec.to);
+  if (from !== undefined && to !== undefined && from > to) [from, to] = [to, from];
+  const f: RecordFilters = { status: spec.status, category: spec.category, source: spec.source, from, to };
+  for (const key of Object.keys(f) as Array<keyof RecordFilters>) if (f[key] === undefined) delete f[key];
+  return f;
+}
+
+/** Plays the operations through the repository's real write paths, the clock moving forward. */
+async function play(h: Harness, ops: readonly Op[]): Promise<void> {
+  const ids: string[] = [];
+  let now = T0;
+  for (const op of ops) {
+    now += op.dt;
+    if (op.kind === 'insert') {
+      const out = await atTime(now, () =>
+        h.db.records.insertRecords(
+          op.records.map((r) => ({ input: { ...r, payload: {} }, process: true, requestId: null })),
+        ),
+      );
+      if (!out.replayed) ids.push(...out.records.map((r) => r.id));
+    } else if (ids.length > 0 && op.kind === 'finish') {
+      const group: TransitionInput[] = [];
+      for (const p of op.picks) {
+        const id = ids[p.pick % ids.length]!;
+        const [queued] = await h.db.records.findQueued([id]);
+        // a stale job's outcome belongs to an earlier queueing and must match nothing
+        const seq = queued!.queueSeq - (p.stale ? 1 : 0);
+        group.push({ recordId: id, seq, to: p.to, attempt: 1, requestId: null, jobId: null, error: null });
+      }
+      await atTime(now, () => h.db.records.applyTransitions(group));
+    } else if (ids.length > 0 && op.kind === 'retry') {
+      await atTime(now, () => h.db.records.retry(ids[op.pick % ids.length]!, null));
+    }
+  }
+}
+
+function whereFilters(q: Knex.QueryBuilder, f: RecordFilters): Knex.QueryBuilder {
+  if (f.status) q.where('status', f.status);
+  if (f.category) q.where('category', f.category);
+  if (f.source) q.where('source', f.source);
+  if (f.from !== undefined) q.where('created_at', '>=', f.from);
+  if (f.to !== undefined) q.where('created_at', '<', f.to);
+  return q;
+}
+
+/** The summary as a plain GROUP BY over the records computes it. */
+async function plainSummary(knex: Knex, f: RecordFilters) {
+  const rows = (await whereFilters(
+    knex('records').select('category', 'status').count({ n: '*' }).groupBy('category', 'status'),
+    f,
+  )) as Array<{ category: string; status: RecordStatus; n: number | string }>;
+  const totals = { all: 0, pending: 0, processed: 0, failed: 0 };
+  const byCategory = new Map<
+    string,
+    { category: string; count: number; pending: number; processed: number; failed: number }
+  >();
+  for (const { category, status, n } of rows) {
+    const entry = byCategory.get(category) ?? { category, count: 0, pending: 0, processed: 0, failed: 0 };
+    entry.count += Number(n);
+    entry[status] += Number(n);
+    totals.all += Number(n);
+    totals[status] += Number(n);
+    byCategory.set(category, entry);
+  }
+  const latencies = (
+    (await whereFilters(
+      knex('records')
+        .select(knex.raw('processed_at - created_at AS ms'))
+        .whereIn('status', ['processed', 'failed'])
+        .whereNotNull('processed_at'),
+      f,
+    )) as Array<{ ms: number | string }>
+  )
+    .map((r) => Number(r.ms))
+    .sort((a, b) => a - b);
+  // nearest rank, then the value reported for the bin that exact value falls in
+  const at = (p: number) =>
+    latencies.length === 0 ? null : latencyOfBin(latencyBin(latencies[Math.ceil((p * latencies.length) / 100) - 1]!));
+  const histogram = new Array<number>(LATENCY_BINS).fill(0);
+  for (const ms of latencies) histogram[latencyBin(ms)]! += 1;
+  if (f.status === 'pending') histogram.fill(0);
+  return {
+    summary: {
+      totals,
+      by_category: [...byCategory.values()].sort((a, b) => (a.category < b.category ? -1 : 1)),
+      latency_ms: { p50: at(50), p95: at(95), p99: at(99) },
+    },
+    histogram,
+  };
+}
+
+/** The series as plain GROUP BYs over the records compute it. */
+async function plainSeries(
+  knex: Knex,
+  f: Omit<RecordFilters, 'from' | 'to'>,
+  bucket: SeriesBucket,
+  range: { from: number; to: number },
+) {
+  const size = BUCKET_MS[bucket];
+  const per = async (column: string, status?: RecordStatus) => {
+    const start = knex.raw(`?? - (?? % ${size})`, [column, column]);
+    const q = whereFilters(knex('records').select({ t: start }).count({ n: '*' }).groupBy(start), f)
+      .where(column, '>=', range.from)
+      .andWhere(column, '<', range.to);
+    if (status) q.where('status', status);
+    const rows = (await q) as Array<{ t: number | string; n: number | string }>;
+    return new Map(rows.map((r) => [Number(r.t), Number(r.n)]));
+  };
+  const created = await per('created_at');
+  const processed = f.status && f.status !== 'processed' ? new Map() : await per('processed_at', 'processed');
+  const failed = f.status && f.status !== 'failed' ? new Map() : await per('processed_at', 'failed');
+  const series = [];
+  for (let t = range.from; t < range.to; t += size) {
+    series.push({
+      t: new Date(t).toISOString(),
+      created: created.get(t) ?? 0,
+      processed: processed.get(t) ?? 0,
+      failed: failed.get(t) ?? 0,
+    });
+  }
+  return series;
+}
+
+/** Counter rows as comparable values: zero rows dropped, NULL bins as 0. */
+async function counterSnapshot(knex: Knex): Promise<string[]> {
+  const out: string[] = [];
+  for (const table of ['record_counts', 'outcome_counts']) {
+    const rows = (await knex(table).select('*')) as Array<Record<string, unknown>>;
+    for (const row of rows) {
+      const values = Object.entries(row)
+        .filter(([k]) => /^b\d+$/.test(k) || k === 'n')
+        .map(([k, v]) => [k, Number(v ?? 0)] as const)
+        .filter(([, v]) => v !== 0);
+      if (values.length === 0) continue;
+      values.sort(([a], [b]) => (a < b ? -1 : 1));
+      out.push(JSON.stringify([table, row.grain, Number(row.t), row.category, row.source, row.status, values]));
+    }
+  }
+  return out.sort();
+}
+
+describe('reports are exact: the counters against plain GROUP BY over random data', function () {
+  this.timeout(180_000);
+  let h: Harness;
+  beforeEach(async () => {
+    h = await createHarness();
+  });
+  afterEach(async () => {
+    await h.close();
+  });
+
+  async function clear() {
+    for (const table of ['record_transitions', 'records', 'record_counts', 'outcome_counts'])
+      await h.db.knex(table).delete();
+  }
+
+  it('summary, listing total and first page, and time series match for random writes and filters', async () => {
+    const runs = Number(process.env.PROPERTY_RUNS ?? 0) || (h.db.dialect === 'postgres' ? 25 : 40);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 25 }),
+        fc.array(filtersArb, { minLength: 3, maxLength: 3 }),
+        fc.constantFrom<SeriesBucket>('minute', 'hour', 'day'),
+        fc.constantFrom<SortField>('created_at', 'status', 'category', 'source'),
+        fc.constantFrom('asc' as const, 'desc' as const),
+        async (ops, filterSets, bucket, sortBy, order) => {
+          await clear();
+          await play(h, ops);
+          const { knex } = h.db;
+          const created = ((await knex('records').select('created_at')) as Array<{ created_at: number | string }>).map(
+            (r) => Number(r.created_at),
+          );
+          for (const spec of filterSets) {
+            const f = resolveFilters(spec, created);
+            const summary = await h.db.reports.summary(f);
+            const plain = await plainSummary(knex, f);
+            expect(summary, JSON.stringify(f)).to.deep.equal(plain.summary);
+            // the whole histogram, not only the three percentiles read from it
+            expect((await h.db.reports.tally(f)).histogram).to.deep.equal(plain.histogram);
+
+            const page = await h.db.records.list({ filters: f, sortBy, order, limit: 7, offset: 0, after: null });
+            const [{ n }] = (await whereFilters(knex('records').count({ n: '*' }), f)) as Array<{ n: number | string }>;
+            expect(page.total, `total ${JSON.stringify(f)}`).to.equal(Number(n));
+            const keys = [...(sortBy === 'created_at' ? [] : [sortBy]), 'created_at', 'id'];
+            const expected = (await whereFilters(
+              knex('records')
+                .select('id')
+                .orderBy(keys.map((column) => ({ column, order })))
+                .limit(7),
+              f,
+            )) as Array<{ id: string }>;
+            expect(page.records.map((r) => r.id)).to.deep.equal(expected.map((r) => r.id));
+
+            const { from, to, ...rest } = f;
+            const through = to === undefined ? undefined : to - 1;
+            const limited =
+              bucket === 'minute' && from !== undefined ? Math.min(through ?? Infinity, from + DAY - 1) : through;
+            const range = await h.db.reports.seriesRange({ ...rest, from, through: limited }, bucket);
+            if (range === null) {
+              // only an open range over no matching data at all has no buckets
+              expect([from, limited]).to.deep.equal([undefined, undefined]);
+              expect((await plainSummary(knex, rest)).summary.totals.all).to.equal(0);
+              continue;
+            }
+            if (bucket === 'minute' && (range.to - range.from) / BUCKET_MS.minute > 3 * 1440) continue;
+            const series = await h.db.reports.timeseries(rest, bucket, range);
+            expect(series, `series ${bucket} ${JSON.stringify(f)}`).to.deep.equal(
+              await plainSeries(knex, rest, bucket, range),
+            );
+            if (from === undefined && limited === undefined) {
+              // an open range covers every matching record and outcome
+              const all = await plainSummary(knex, rest);
+              expect(series.reduce((s, p) => s + p.created, 0)).to.equal(all.summary.totals.all);
+            }
+          }
+
+          // the counters kept write by write are the ones a rebuild from the records makes
+          const kept = await counterSnapshot(knex);
+          await rebuildReportCounts(knex);
+          expect(kept).to.deep.equal(await counterSnapshot(knex));
+        },
+      ),
+      { numRuns: runs },
+    );
+  });
+});
