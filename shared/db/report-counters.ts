@@ -135,29 +135,26 @@ export class CountDeltas {
       if (deltas.length === 0) continue;
       deltas.sort((a, b) => compareKeys(a.key, b.key));
       const bins = [...new Set(deltas.flatMap((d) => [...d.bins.keys()]))].sort((a, b) => a - b);
+      const columns = [...KEY_COLUMNS, 'n', ...bins.map((bin) => `b${bin}`)];
+      const update = [
+        `n = ${table}.n + excluded.n`,
+        // a bin nobody counted stays NULL, which costs no space on either engine
+        ...bins.map(
+          (bin) =>
+            `b${bin} = CASE WHEN excluded.b${bin} IS NULL THEN ${table}.b${bin} ELSE COALESCE(${table}.b${bin}, 0) + excluded.b${bin} END`,
+        ),
+      ].join(', ');
+      const tuple = `(${columns.map(() => '?').join(', ')})`;
       // stays under SQLite's limit of 32766 bound values per statement
-      const chunk = Math.floor(30_000 / (KEY_COLUMNS.length + 1 + bins.length));
+      const chunk = Math.floor(30_000 / columns.length);
       for (let i = 0; i < deltas.length; i += chunk) {
-        const rows = deltas.slice(i, i + chunk).map((d) => {
-          const row: Record<string, string | number | null> = { n: d.n };
-          KEY_COLUMNS.forEach((column, k) => (row[column] = d.key[k]!));
-          for (const bin of bins) row[`b${bin}`] = d.bins.get(bin) ?? null;
-          return row;
-        });
-        const merge: Record<string, Knex.Raw> = { n: trx.raw('?? + excluded.n', [`${table}.n`]) };
-        for (const bin of bins) {
-          // a bin nobody counted stays NULL, which costs no space on either engine
-          merge[`b${bin}`] = trx.raw(`CASE WHEN excluded.?? IS NULL THEN ?? ELSE COALESCE(??, 0) + excluded.?? END`, [
-            `b${bin}`,
-            `${table}.b${bin}`,
-            `${table}.b${bin}`,
-            `b${bin}`,
-          ]);
-        }
-        await trx(table)
-          .insert(rows)
-          .onConflict([...KEY_COLUMNS])
-          .merge(merge);
+        const rows = deltas.slice(i, i + chunk);
+        const values = rows.flatMap((d) => [...d.key, d.n, ...bins.map((bin) => d.bins.get(bin) ?? null)]);
+        await trx.raw(
+          `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.map(() => tuple).join(', ')} ` +
+            `ON CONFLICT (${KEY_COLUMNS.join(', ')}) DO UPDATE SET ${update}`,
+          values,
+        );
       }
     }
   }
@@ -231,20 +228,22 @@ export async function rebuildReportCounts(knex: Knex): Promise<void> {
     await trx('record_counts').delete();
     await trx('outcome_counts').delete();
     const deltas = new CountDeltas();
-    let after: string | null = null;
+    // in created_at order, which is about the order rows were written in: pages read nearby rows
+    let after: [number, string] | null = null;
     for (;;) {
       const page = trx('records')
         .select(...COUNTED_COLUMNS)
-        .orderBy('id')
+        .orderBy([{ column: 'created_at' }, { column: 'id' }])
         .limit(REBUILD_PAGE);
-      if (after !== null) page.where('id', '>', after);
+      if (after !== null) page.whereRaw('(??, ??) > (?, ?)', ['created_at', 'id', ...after]);
       const rows = (await page) as CountedRecord[];
       for (const r of rows) {
         deltas.created(r);
         if (r.status !== 'pending') deltas.finished(r);
       }
       if (rows.length < REBUILD_PAGE) break;
-      after = rows[rows.length - 1]!.id;
+      const last = rows[rows.length - 1]!;
+      after = [Number(last.created_at), last.id];
     }
     await deltas.apply(trx);
   });

@@ -71,4 +71,31 @@ describe('report counters under concurrent writers', function () {
     await rebuildReportCounts(h.db.knex);
     expect(kept).to.deep.equal(await counters(h.db.knex));
   });
+
+  it('count a group bigger than one statement: 1,000 records in 1,000 categories, then their transitions', async () => {
+    const inputs = Array.from({ length: 1000 }, (_, i) => ({ category: `c${i}`, source: `s${i % 7}`, payload: {} }));
+    const out = await h.db.records.insertRecords(inputs.map((input) => ({ input, process: true, requestId: null })));
+    if (out.replayed) throw new Error('unexpected replay');
+    // two groups of 500 (each record in a category of its own: thousands of counter rows per group)
+    const applied: boolean[] = [];
+    for (const half of [out.records.slice(0, 500), out.records.slice(500)]) {
+      applied.push(
+        ...(await h.db.records.applyTransitions(
+          half.map((r, i) => ({
+            recordId: r.id,
+            seq: 1,
+            to: i % 3 === 0 ? 'failed' : 'processed',
+            attempt: 1,
+            requestId: null,
+            jobId: null,
+          })),
+        )),
+      );
+    }
+    expect(applied.every(Boolean)).to.equal(true);
+    const kept = await counters(h.db.knex);
+    expect(kept.filter((row) => row.startsWith('record_counts all'))).to.have.length(1000);
+    await rebuildReportCounts(h.db.knex);
+    expect(kept).to.deep.equal(await counters(h.db.knex));
+  });
 });
