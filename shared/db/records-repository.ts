@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Knex } from 'knex';
-import { chooseListIndex, listPageQuery, sortKeyOf, type ListPosition, type ListQuery } from './records-listing.js';
+import { readListPage, sortKeyOf, type ListPosition, type ListQuery } from './records-listing.js';
 import {
   COUNTED_COLUMNS,
   countInsertedRecords,
@@ -462,20 +462,8 @@ export class RecordsRepository {
    * from the report counters, not from counting rows.
    */
   async list(query: ListQuery): Promise<{ records: WorkflowRecord[]; total: number; next: ListPosition | null }> {
-    const reports = new ReportsRepository(this.reader);
-    const total = await reports.count(query.filters);
-    if (total === 0 && query.after === null) return { records: [], total, next: null };
-    let index: string | null = null;
-    if (this.reader.client.config.client === 'sqlite3') {
-      index = await chooseListIndex({
-        query,
-        total,
-        all: await reports.count({}),
-        matchesOf: (field) => reports.count({ [field]: query.filters[field] }),
-      });
-    }
-    const rows = (await listPageQuery(this.reader, query, index)) as RecordRow[];
-    const page = rows.slice(0, query.limit);
+    const { rows, total } = await readListPage(this.reader, new ReportsRepository(this.reader), query);
+    const page = (rows as RecordRow[]).slice(0, query.limit);
     const last = page[page.length - 1];
     const next =
       rows.length > query.limit && last

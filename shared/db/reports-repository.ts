@@ -88,25 +88,34 @@ export class ReportsRepository {
 
   /** How many records match (the listing's `total`). */
   async count(f: RecordFilters): Promise<number> {
-    let total = 0;
+    return (await this.countBy(null, f)).get('') ?? 0;
+  }
+
+  /** How many records match, per value of a field (under the key '' without a field). */
+  async countBy(field: 'status' | 'category' | 'source' | null, f: RecordFilters): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const add = (rows: Array<{ v?: unknown; n: unknown }>, sign: number) => {
+      for (const row of rows) {
+        const key = field === null ? '' : String(row.v);
+        out.set(key, (out.get(key) ?? 0) + sign * num(row.n));
+      }
+    };
+    const perValue = (q: Builder) => (field === null ? q : q.select({ v: field }).groupBy(field));
     const pieces = coverRange(f.from, f.to);
     for (const sign of [1, -1] as const) {
       const counted = bySign(pieces, sign).filter((p) => p.grain !== 'raw');
       if (counted.length > 0) {
-        const q = whereCounterPieces(this.knex('record_counts').sum({ n: 'n' }), counted);
-        const [row] = (await whereRecordFilters(q, f)) as Array<{ n: unknown }>;
-        total += sign * num(row?.n);
+        const q = whereCounterPieces(perValue(this.knex('record_counts').sum({ n: 'n' })), counted);
+        add((await whereRecordFilters(q, f)) as Array<{ v?: unknown; n: unknown }>, sign);
       }
       for (const p of bySign(pieces, sign).filter((x) => x.grain === 'raw')) {
-        const q = this.knex('records')
-          .count({ n: '*' })
+        const q = perValue(this.knex('records').count({ n: '*' }))
           .where('created_at', '>=', p.from)
           .andWhere('created_at', '<', p.to);
-        const [row] = (await whereRecordFilters(q, f)) as Array<{ n: unknown }>;
-        total += sign * num(row?.n);
+        add((await whereRecordFilters(q, f)) as Array<{ v?: unknown; n: unknown }>, sign);
       }
     }
-    return total;
+    return out;
   }
 
   /**
@@ -241,7 +250,12 @@ export class ReportsRepository {
         created.set(num(r.t), num(r.n));
       }
       if (statuses.length > 0) {
-        const o = this.knex('records')
+        // SQLite, without statistics, would read every terminal record through the status index
+        const records: Builder =
+          this.knex.client.config.client === 'sqlite3'
+            ? this.knex.from(this.knex.raw('?? INDEXED BY ??', ['records', 'records_processed_at_idx']))
+            : this.knex('records');
+        const o = records
           .select({ t: start('processed_at') }, 'status')
           .count({ n: '*' })
           .where('processed_at', '>=', range.from)

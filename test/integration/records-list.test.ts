@@ -263,4 +263,44 @@ describe('GET /records', () => {
       await rebuildReportCounts(h.db.knex);
     }
   });
+
+  it('sorted by a field with many small values, pages and offsets stay in order', async () => {
+    const other = await createHarness();
+    try {
+      const rows: Seeded[] = [];
+      for (let i = 0; i < 60; i++) {
+        const input = { category: `cat-${String(i % 30).padStart(2, '0')}`, source: i % 2 ? 'a' : 'b', payload: {} };
+        const at = T0 + (i % 7) * MINUTE;
+        const out = await atTime(at, () =>
+          other.db.records.insertRecords([{ input, process: false, requestId: null }]),
+        );
+        if (out.replayed) throw new Error('unexpected replay');
+        rows.push({ id: out.records[0]!.id, ...input, status: 'pending', created_at: at });
+      }
+      for (const order of ['asc', 'desc'] as const) {
+        const expected = ordered(rows, 'category', order);
+        const ids: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const query: Record<string, string | number> = { sort_by: 'category', sort_order: order, limit: 25 };
+          if (cursor) query.cursor = cursor;
+          const body = (await other.http.get('/records').query(query).expect(200)).body;
+          ids.push(...body.items.map((r: WorkflowRecord) => r.id));
+          cursor = body.next_cursor;
+        } while (cursor);
+        expect(ids).to.deep.equal(expected);
+        for (const offset of [0, 3, 17, 40]) {
+          const body = (
+            await other.http
+              .get('/records')
+              .query({ sort_by: 'category', sort_order: order, limit: 15, offset })
+              .expect(200)
+          ).body;
+          expect(body.items.map((r: WorkflowRecord) => r.id)).to.deep.equal(expected.slice(offset, offset + 15));
+        }
+      }
+    } finally {
+      await other.close();
+    }
+  });
 });
