@@ -5,7 +5,7 @@ import { sampleBodies, startStack, type Stack } from '../helpers/stack.js';
 const RECORDS = 10_000;
 const WORKERS = 4;
 const BATCH = 500;
-const onPostgres = testDatabaseUrl?.startsWith('postgres') ?? false;
+const onPostgres = testDatabaseUrl()?.startsWith('postgres') ?? false;
 const report = (line: string) => console.log(`      ${line}`);
 
 /** The worker's metrics port, from its start-up log line. */

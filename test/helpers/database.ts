@@ -12,8 +12,8 @@ export interface TestDatabase {
 
 /** A database of the test's own: a fresh PostgreSQL schema, or a temp SQLite file. */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  if (testDatabaseUrl?.startsWith('postgres')) {
-    const base = testDatabaseUrl;
+  const base = testDatabaseUrl();
+  if (base?.startsWith('postgres')) {
     const schema = `t_${randomUUID().replace(/-/g, '')}`;
     const admin = knexFactory({ client: 'pg', connection: base });
     await admin.raw('create schema ??', [schema]);

@@ -11,4 +11,4 @@ export function redisUrl(): string {
 }
 
 /** TEST_DATABASE_URL=postgres://… runs the suite on PostgreSQL; otherwise each test gets a temp SQLite file. */
-export const testDatabaseUrl = process.env.TEST_DATABASE_URL;
+export const testDatabaseUrl = (): string | undefined => process.env.TEST_DATABASE_URL;
