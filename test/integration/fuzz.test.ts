@@ -13,7 +13,8 @@ import { createHarness, type Harness } from '../helpers/harness.js';
  */
 
 const KEY = 'fuzz-key-7c1d';
-const RUNS = { postRecords: 1200, batch: 400, list: 600, summary: 800, timeseries: 300 } as const;
+// GET /records and /reports/timeseries are fuzzed in reads-fuzz.test.ts
+const RUNS = { postRecords: 1200, batch: 400, summary: 800 } as const;
 
 // ---- strings a client might send: random, and the ones that break naive code
 
@@ -346,45 +347,6 @@ describe('fuzz: hostile requests never make the API fail', function () {
       },
     );
     await check('summary', property);
-  });
-
-  it(`GET /records: ${RUNS.list} random query strings`, async () => {
-    const property = fc.asyncProperty(
-      queryString([
-        'status',
-        'category',
-        'source',
-        'created_after',
-        'created_before',
-        'sort_by',
-        'sort_order',
-        'limit',
-        'offset',
-        'cursor',
-      ]),
-      async (query) => {
-        const res = await client.get(`/records${query ? `?${query}` : ''}`);
-        const problem = problemWith(res);
-        if (problem) throw new Error(problem);
-        if (res.status === 200) expect(res.body.items).to.be.an('array');
-        else expect(res.status, JSON.stringify(res.body)).to.equal(422);
-      },
-    );
-    await check('list', property);
-  });
-
-  it(`GET /reports/timeseries: ${RUNS.timeseries} random query strings`, async () => {
-    const property = fc.asyncProperty(
-      queryString(['bucket', 'status', 'category', 'source', 'date_from', 'date_to']),
-      async (query) => {
-        const res = await client.get(`/reports/timeseries${query ? `?${query}` : ''}`);
-        const problem = problemWith(res);
-        if (problem) throw new Error(problem);
-        if (res.status === 200) expect(res.body.series).to.be.an('array');
-        else expect(res.status, JSON.stringify(res.body)).to.equal(422);
-      },
-    );
-    await check('timeseries', property);
   });
 
   it('ran at least 2,000 cases in all, and /health answers 200 afterwards', async () => {
