@@ -108,6 +108,27 @@ function load(opts: autocannon.Options): Promise<autocannon.Result> {
   });
 }
 
+/** `records` records as POSTs of 1,000 each over `connections` connections. */
+function loadBatches(url: string, records: number, connections: number): Promise<autocannon.Result> {
+  let i = 0;
+  return load({
+    url,
+    method: 'POST',
+    connections,
+    amount: records / 1000,
+    timeout: 60,
+    headers: { 'content-type': 'application/json' },
+    requests: [
+      {
+        setupRequest: (req) => ({
+          ...req,
+          body: JSON.stringify({ records: Array.from({ length: 1000 }, () => body(i++)) }),
+        }),
+      },
+    ],
+  });
+}
+
 interface Service {
   api: ServiceProcess;
   workers: ServiceProcess[];
@@ -263,23 +284,7 @@ async function batch(redis: RedisServer, n: number, process: boolean) {
     const procs = Object.fromEntries([['api', service.api], ...service.workers.map((w, i) => [`worker${i}`, w])]);
     const { result: seconds, peak } = await sampleRss(procs, async () => {
       const started = Date.now();
-      let i = 0;
-      const result = await load({
-        url: `${service.base}/records/batch${process ? '?process=true' : ''}`,
-        method: 'POST',
-        connections: 4,
-        amount: n / 1000,
-        timeout: 60,
-        headers: { 'content-type': 'application/json' },
-        requests: [
-          {
-            setupRequest: (req) => ({
-              ...req,
-              body: JSON.stringify({ records: Array.from({ length: 1000 }, () => body(i++)) }),
-            }),
-          },
-        ],
-      });
+      const result = await loadBatches(`${service.base}/records/batch${process ? '?process=true' : ''}`, n, 4);
       if (result.non2xx > 0 || result.errors > 0)
         throw new Error(`batch: ${result.non2xx} non-2xx, ${result.errors} errors`);
       if (process) await waitForTerminal(service.database.url, n);
@@ -298,23 +303,7 @@ async function leakCheck(redis: RedisServer, total: number) {
   try {
     const early = total / 10;
     let rssEarly = 0;
-    let i = 0;
-    const feeding = load({
-      url: `${service.base}/records/batch?process=true`,
-      method: 'POST',
-      connections: 2,
-      amount: total / 1000,
-      timeout: 60,
-      headers: { 'content-type': 'application/json' },
-      requests: [
-        {
-          setupRequest: (req) => ({
-            ...req,
-            body: JSON.stringify({ records: Array.from({ length: 1000 }, () => body(i++)) }),
-          }),
-        },
-      ],
-    });
+    const feeding = loadBatches(`${service.base}/records/batch?process=true`, total, 2);
     await waitForTerminal(service.database.url, total, (n) => {
       if (rssEarly === 0 && n >= early) rssEarly = rssMb(worker.child.pid);
     });

@@ -123,16 +123,17 @@ const NEW_RECORD_COLUMNS = [
   'updated_at',
 ] as const;
 
-const RECORD_TUPLE = `(${NEW_RECORD_COLUMNS.map(() => '?').join(', ')})`;
-
 /**
- * `INSERT INTO records (…) VALUES (…), (…)` for `rows` rows: the hot path skips the
- * query builder, and the same text serves SQLite and PostgreSQL (Knex's own
- * multi-row insert for SQLite is a UNION ALL of SELECTs, far slower to parse).
+ * `INSERT INTO <table> (…) VALUES (…), (…)` for `rows` rows: the hot paths skip the
+ * query builder, and the same text serves SQLite and PostgreSQL (Knex's own multi-row
+ * insert for SQLite is a UNION ALL of SELECTs, slower to parse and capped at 500 rows).
  */
-function insertRecordsSql(rows: number): string {
-  return `INSERT INTO records (${NEW_RECORD_COLUMNS.join(', ')}) VALUES ${Array(rows).fill(RECORD_TUPLE).join(', ')}`;
+function multiRowInsertSql(table: string, columns: readonly string[], rows: number): string {
+  const tuple = `(${columns.map(() => '?').join(', ')})`;
+  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${Array(rows).fill(tuple).join(', ')}`;
 }
+
+const HISTORY_COLUMNS = ['record_id', 'from_status', 'to_status', 'at', 'attempt', 'error', 'request_id', 'job_id'];
 
 /** SQLite: SQLITE_CONSTRAINT_PRIMARYKEY/UNIQUE; PostgreSQL: unique_violation. */
 function isUniqueViolation(err: unknown): boolean {
@@ -236,7 +237,10 @@ export class RecordsRepository {
           const width = NEW_RECORD_COLUMNS.length;
           for (let i = 0; i < items.length; i += INSERT_CHUNK) {
             const count = Math.min(INSERT_CHUNK, items.length - i);
-            await trx.raw(insertRecordsSql(count), bindings.slice(i * width, (i + count) * width));
+            await trx.raw(
+              multiRowInsertSql('records', NEW_RECORD_COLUMNS, count),
+              bindings.slice(i * width, (i + count) * width),
+            );
           }
           await countInsertedRecords(trx, records, now);
         }),
@@ -407,20 +411,13 @@ export class RecordsRepository {
         // the rows whose guard matched, with what the report counters need
         const changed = Array.isArray(response) ? response : response.rows;
         const matched = new Set(changed.map((r) => r.id));
+        // in HISTORY_COLUMNS order
         const history = group
           .filter((t) => matched.has(t.recordId))
-          .map((t) => ({
-            record_id: t.recordId,
-            from_status: 'pending',
-            to_status: t.to,
-            at: now,
-            attempt: t.attempt,
-            error: t.error ?? null,
-            request_id: t.requestId,
-            job_id: t.jobId,
-          }));
+          .map((t) => [t.recordId, 'pending', t.to, now, t.attempt, t.error ?? null, t.requestId, t.jobId]);
         for (let i = 0; i < history.length; i += INSERT_CHUNK) {
-          await trx('record_transitions').insert(history.slice(i, i + INSERT_CHUNK));
+          const rows = history.slice(i, i + INSERT_CHUNK);
+          await trx.raw(multiRowInsertSql('record_transitions', HISTORY_COLUMNS, rows.length), rows.flat());
         }
         await countTransitions(trx, changed);
         return transitions.map((t) => matched.has(t.recordId) && firsts.get(t.recordId) === t);
