@@ -1,11 +1,13 @@
 /**
- * npm run bench:reports [-- --sizes 100k,1m,5m --iterations 40 --dir /tmp --out bench/reports-results.json]
+ * npm run bench:reports [-- --sizes 100k,1m,5m --iterations 40 --rounds 4 --dir /tmp --out bench/reports-results.json]
  *
  * For each size: a fresh SQLite database in --dir, migrated, seeded with that many records
  * over three weeks (8 categories, 4 sources, skewed; 85% processed, 10% failed, 5% pending;
- * latencies log-normal around 1.5 s with a tail of hours), then every query type of issue 4
- * measured through the real HTTP stack (Koa app on a local port, keep-alive), one request
- * at a time: p50 and p95 of --iterations runs after a warm-up.
+ * latencies log-normal around 1.5 s with a tail of hours), served by the Koa app on a local
+ * port. Then every query type of issue 4 is timed through the real HTTP stack (keep-alive),
+ * one request at a time, in --rounds rounds that each visit every size in turn, so load that
+ * drifts during the run falls on all sizes alike: p50 and p95 of --iterations requests per
+ * query and size, after a warm-up pass.
  *
  * Seeding writes the records table directly, in created_at order, with multi-row INSERTs in
  * large transactions (history rows are left out: no report reads them), then builds the
@@ -39,6 +41,7 @@ const { values: args } = parseArgs({
   options: {
     sizes: { type: 'string', default: '100k,1m,5m' },
     iterations: { type: 'string', default: '40' },
+    rounds: { type: 'string', default: '4' },
     dir: { type: 'string', default: os.tmpdir() },
     out: { type: 'string', default: 'bench/reports-results.json' },
     'redis-url': { type: 'string' },
@@ -48,6 +51,7 @@ const { values: args } = parseArgs({
 });
 
 const ITERATIONS = Number(args.iterations);
+const ROUNDS = Number(args.rounds);
 const DAY = 86_400_000;
 const END = Date.UTC(2026, 1, 2); // a Monday
 const SPAN = 21 * DAY;
@@ -195,90 +199,124 @@ interface Figure {
   p95: number;
 }
 
+/** Request times in ms by query name, gathered over all rounds. */
+type Samples = Map<string, number[]>;
+
 const percentile = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
-
-async function timeRequests(base: string, paths: () => string, iterations: number): Promise<Figure> {
-  const times: number[] = [];
-  for (let i = 0; i < iterations + 5; i++) {
-    const started = performance.now();
-    const res = await fetch(base + paths());
-    const body = await res.text();
-    if (res.status !== 200) throw new Error(`${paths()}: ${res.status} ${body.slice(0, 200)}`);
-    if (i >= 5) times.push(performance.now() - started);
-  }
-  times.sort((a, b) => a - b);
-  return { p50: round(percentile(times, 50)), p95: round(percentile(times, 95)) };
-}
-
 const round = (ms: number) => Math.round(ms * 100) / 100;
 const iso = (ms: number) => new Date(ms).toISOString();
+
+function figure(times: number[]): Figure {
+  const sorted = [...times].sort((a, b) => a - b);
+  return { p50: round(percentile(sorted, 50)), p95: round(percentile(sorted, 95)) };
+}
+
+async function get(url: string): Promise<string> {
+  const res = await fetch(url);
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`${url}: ${res.status} ${body.slice(0, 200)}`);
+  return body;
+}
+
+/** Times `iterations` requests of one query (after two unrecorded ones) into samples[name]. */
+async function timeRequests(samples: Samples, name: string, url: string, iterations: number): Promise<void> {
+  const times = samples.get(name) ?? [];
+  samples.set(name, times);
+  for (let i = 0; i < iterations + 2; i++) {
+    const started = performance.now();
+    await get(url);
+    if (i >= 2) times.push(performance.now() - started);
+  }
+}
+
+const LIST_SORTS = ['created_at', 'status', 'category', 'source'].flatMap((by) =>
+  ['asc', 'desc'].map((order) => `${by} ${order}`),
+);
+const LIST_FILTERS: Array<[string, string]> = [
+  ['no filter', ''],
+  ['status=failed', 'status=failed'],
+  ['category=lead', 'category=lead'],
+  ['source=crm', 'source=crm'],
+  [
+    'created in one day',
+    `created_after=${iso(START + 9 * DAY + 3_600_000)}&created_before=${iso(START + 10 * DAY + 3_600_000)}`,
+  ],
+];
+const CURSOR_WALKS = [
+  ['no filter, created_at desc', 'sort_by=created_at&sort_order=desc'],
+  ['status=failed, category asc', 'status=failed&sort_by=category&sort_order=asc'],
+  ['source=crm, status desc', 'source=crm&sort_by=status&sort_order=desc'],
+] as const;
+
+/** The query 100 pages deep by cursor (or as deep as a small data set goes). */
+async function deepCursor(base: string, query: string): Promise<string> {
+  let cursor = '';
+  for (let page = 1; page <= 100; page++) {
+    const res = JSON.parse(await get(`${base}/records?${query}${cursor}`)) as { next_cursor: string | null };
+    if (!res.next_cursor) break;
+    cursor = `&cursor=${encodeURIComponent(res.next_cursor)}`;
+  }
+  return cursor;
+}
+
+/** One pass over every query type of issue 4 against one size's server. */
+async function measureSize(base: string, iterations: number, samples: Samples, cursors: string[]): Promise<void> {
+  const time = (name: string, query: string, n = iterations) => timeRequests(samples, name, base + query, n);
+
+  await time('summary', '/reports/summary');
+  await time('summary category=invoice', '/reports/summary?category=invoice');
+  await time('summary status=failed', '/reports/summary?status=failed');
+  // a week with edges that fall inside hours: whole days and hours from the counters, minutes from the records
+  const from = START + 5 * DAY + 10 * 3_600_000 + 17 * 60_000 + 23_456;
+  const to = START + 12 * DAY + 15 * 3_600_000 + 42 * 60_000 + 10_789;
+  await time('summary date range (7 days, ragged edges)', `/reports/summary?date_from=${iso(from)}&date_to=${iso(to)}`);
+
+  for (const [name, filter] of LIST_FILTERS) {
+    for (const sort of LIST_SORTS) {
+      const [sortBy, order] = sort.split(' ');
+      await time(
+        `list first page, ${name}: ${sort}`,
+        `/records?${filter}${filter ? '&' : ''}sort_by=${sortBy}&sort_order=${order}`,
+        Math.ceil(iterations / 2),
+      );
+    }
+  }
+
+  for (const [i, [name, query]] of CURSOR_WALKS.entries()) {
+    await time(`list page 101 by cursor, ${name}`, `/records?${query}${cursors[i]}`);
+    await time(`list page 1, ${name}`, `/records?${query}`);
+  }
+
+  await time(
+    'timeseries hour, 7 days',
+    `/reports/timeseries?bucket=hour&date_from=${iso(START + 7 * DAY).slice(0, 10)}&date_to=${iso(START + 13 * DAY).slice(0, 10)}`,
+  );
+  await time('timeseries day, all 3 weeks', '/reports/timeseries?bucket=day');
+  await time(
+    'timeseries minute, 6 hours',
+    `/reports/timeseries?bucket=minute&date_from=${iso(START + 8 * DAY)}&date_to=${iso(START + 8 * DAY + 6 * 3_600_000 - 1)}`,
+  );
+}
 
 interface QueryResult extends Figure {
   detail?: Record<string, Figure>;
 }
 
-async function measureSize(base: string, iterations: number): Promise<Record<string, QueryResult>> {
+/** p50/p95 per query; the eight sorts of each list filter folded into their worst p50, with the detail kept. */
+function summarise(samples: Samples): Record<string, QueryResult> {
   const out: Record<string, QueryResult> = {};
-  const time = (paths: string | (() => string), n = iterations) =>
-    timeRequests(base, typeof paths === 'string' ? () => paths : paths, n);
-
-  out['summary'] = await time('/reports/summary');
-  out['summary category=invoice'] = await time('/reports/summary?category=invoice');
-  out['summary status=failed'] = await time('/reports/summary?status=failed');
-  // a week with edges that fall inside hours: whole days and hours from the counters, minutes from the records
-  const from = START + 5 * DAY + 10 * 3_600_000 + 17 * 60_000 + 23_456;
-  const to = START + 12 * DAY + 15 * 3_600_000 + 42 * 60_000 + 10_789;
-  out['summary date range (7 days, ragged edges)'] = await time(
-    `/reports/summary?date_from=${iso(from)}&date_to=${iso(to)}`,
-  );
-
-  const filters: Array<[string, string]> = [
-    ['no filter', ''],
-    ['status=failed', 'status=failed'],
-    ['category=lead', 'category=lead'],
-    ['source=crm', 'source=crm'],
-    [
-      'created in one day',
-      `created_after=${iso(START + 9 * DAY + 3_600_000)}&created_before=${iso(START + 10 * DAY + 3_600_000)}`,
-    ],
-  ];
-  for (const [name, filter] of filters) {
-    const detail: Record<string, Figure> = {};
-    for (const sortBy of ['created_at', 'status', 'category', 'source']) {
-      for (const order of ['asc', 'desc']) {
-        detail[`${sortBy} ${order}`] = await time(
-          `/records?${filter}${filter ? '&' : ''}sort_by=${sortBy}&sort_order=${order}`,
-          Math.ceil(iterations / 2),
-        );
-      }
+  for (const [name, times] of samples) {
+    const group = /^(list first page, .+): (\S+ (?:asc|desc))$/.exec(name);
+    if (!group) {
+      out[name] = figure(times);
+      continue;
     }
+    const key = `${group[1]}: worst of 4 sorts × 2 orders`;
+    const detail = (out[key]?.detail ?? {}) as Record<string, Figure>;
+    detail[group[2]!] = figure(times);
     const worst = Object.values(detail).reduce((w, f) => (f.p50 > w.p50 ? f : w));
-    out[`list first page, ${name}: worst of 4 sorts × 2 orders`] = { ...worst, detail };
+    out[key] = { ...worst, detail };
   }
-
-  for (const [name, query] of [
-    ['no filter, created_at desc', 'sort_by=created_at&sort_order=desc'],
-    ['status=failed, category asc', 'status=failed&sort_by=category&sort_order=asc'],
-    ['source=crm, status desc', 'source=crm&sort_by=status&sort_order=desc'],
-  ] as const) {
-    // 100 pages deep (or as deep as a small data set goes)
-    let cursor = '';
-    for (let page = 1; page <= 100; page++) {
-      const res = (await (await fetch(`${base}/records?${query}${cursor}`)).json()) as { next_cursor: string | null };
-      if (!res.next_cursor) break;
-      cursor = `&cursor=${encodeURIComponent(res.next_cursor)}`;
-    }
-    out[`list page 101 by cursor, ${name}`] = await time(`/records?${query}${cursor}`);
-    out[`list page 1, ${name}`] = await time(`/records?${query}`);
-  }
-
-  out['timeseries hour, 7 days'] = await time(
-    `/reports/timeseries?bucket=hour&date_from=${iso(START + 7 * DAY).slice(0, 10)}&date_to=${iso(START + 13 * DAY).slice(0, 10)}`,
-  );
-  out['timeseries day, all 3 weeks'] = await time('/reports/timeseries?bucket=day');
-  out['timeseries minute, 6 hours'] = await time(
-    `/reports/timeseries?bucket=minute&date_from=${iso(START + 8 * DAY)}&date_to=${iso(START + 8 * DAY + 6 * 3_600_000 - 1)}`,
-  );
   return out;
 }
 
@@ -294,7 +332,8 @@ function quietLogger() {
   return bunyan.createLogger({ name: 'bench', level: 'fatal' });
 }
 
-async function benchSize(n: number, redisUrl: string) {
+/** Seeds (or reuses) one size's database and serves it through the app on a local port. */
+async function prepareSize(n: number, redisUrl: string) {
   const file = args.reuse ?? path.join(args.dir!, `bench-reports-${process.pid}-${label(n)}.db`);
   const url = `sqlite:${file}`;
   let seedMs = 0;
@@ -302,7 +341,7 @@ async function benchSize(n: number, redisUrl: string) {
   if (!args.reuse) {
     const seeding = createDatabase(url);
     await seeding.migrate();
-    // seeding only: a bigger page cache, no fsync; the measurements below use the service's own settings
+    // seeding only: a bigger page cache, no fsync; the measurements use the service's own settings
     await seeding.knex.raw('PRAGMA cache_size = -262144');
     await seeding.knex.raw('PRAGMA synchronous = OFF');
     let started = performance.now();
@@ -320,7 +359,7 @@ async function benchSize(n: number, redisUrl: string) {
   );
 
   const logger = quietLogger();
-  const config = loadConfig({ DATABASE_URL: url, REDIS_URL: redisUrl, QUEUE_PREFIX: `bench-${process.pid}` });
+  const config = loadConfig({ DATABASE_URL: url, REDIS_URL: redisUrl, QUEUE_PREFIX: `bench-${process.pid}-${n}` });
   const db = createDatabase(url);
   const redis = createRedisConnection(redisUrl, 'producer', logger);
   const queue = createProcessingQueue(redis, { prefix: config.queuePrefix, maxAttempts: 1, retryBackoffMs: 1 });
@@ -328,28 +367,54 @@ async function benchSize(n: number, redisUrl: string) {
   const server = http.createServer(app.callback());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  try {
-    // one short pass first, so the first size measured is not also the one that warms the process up
-    await measureSize(base, 2);
-    const queries = await measureSize(base, ITERATIONS);
-    return {
-      records: n,
-      seed_ms: Math.round(seedMs),
-      counters_build_ms: Math.round(rebuildMs),
-      db_bytes: bytes,
-      queries,
-    };
-  } finally {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await queue.close();
-    redis.disconnect();
-    await db.close();
-    if (!args.keep && !args.reuse) for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
+  return {
+    records: n,
+    seed_ms: Math.round(seedMs),
+    counters_build_ms: Math.round(rebuildMs),
+    db_bytes: bytes,
+    base,
+    samples: new Map() as Samples,
+    cursors: [] as string[],
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await queue.close();
+      redis.disconnect();
+      await db.close();
+      if (!args.keep && !args.reuse)
+        for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
+    },
+  };
+}
+
+type Size = Awaited<ReturnType<typeof prepareSize>>;
+
+/**
+ * Every size is seeded and served first; then ROUNDS rounds each time every size in turn (the order rotating
+ * from round to round), so load that drifts during the run falls on all sizes alike.
+ */
+async function measureAll(sizes: Size[]): Promise<void> {
+  for (const size of sizes) {
+    size.cursors = await Promise.all(CURSOR_WALKS.map(([, query]) => deepCursor(size.base, query)));
+    // one short unrecorded pass: page cache and process warm for every size alike
+    await measureSize(size.base, 2, new Map(), size.cursors);
+  }
+  const perRound = Math.ceil(ITERATIONS / ROUNDS);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let k = 0; k < sizes.length; k++) {
+      const size = sizes[(r + k) % sizes.length]!;
+      await measureSize(size.base, perRound, size.samples, size.cursors);
+    }
+    process.stderr.write(`  round ${r + 1}/${ROUNDS} measured\n`);
   }
 }
 
-function printTable(results: Array<Awaited<ReturnType<typeof benchSize>>>) {
+interface SizeResult {
+  records: number;
+  queries: Record<string, QueryResult>;
+}
+
+function printTable(results: SizeResult[]) {
   const names = Object.keys(results[0]!.queries);
   const header = ['query', ...results.map((r) => `${label(r.records)} p50 / p95 ms`), 'target'];
   const rows = names.map((name) => [
@@ -362,6 +427,14 @@ function printTable(results: Array<Awaited<ReturnType<typeof benchSize>>>) {
   console.log(line(header));
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const row of rows) console.log(line(row));
+  if (results.length > 1) {
+    // the growth target: the largest size against the one before it
+    const [smaller, larger] = results.slice(-2) as [SizeResult, SizeResult];
+    const ratios = ['summary', 'summary category=invoice', 'summary status=failed'].map(
+      (name) => `${name} ${(larger.queries[name]!.p50 / smaller.queries[name]!.p50).toFixed(2)}×`,
+    );
+    console.log(`\np50 at ${label(larger.records)} / ${label(smaller.records)}: ${ratios.join(', ')}`);
+  }
 }
 
 async function main() {
@@ -375,16 +448,25 @@ async function main() {
     database: 'SQLite (sqlite3 driver), WAL, the service defaults',
     load_average_at_start: os.loadavg().map((l) => round(l)),
   };
-  const results = [];
+  const prepared: Size[] = [];
   try {
-    for (const n of sizes) results.push(await benchSize(n, redis.url));
+    for (const n of sizes) prepared.push(await prepareSize(n, redis.url));
+    await measureAll(prepared);
   } finally {
+    for (const size of prepared) await size.close();
     redis.stop();
   }
+  const results = prepared.map(({ records, seed_ms, counters_build_ms, db_bytes, samples }) => ({
+    records,
+    seed_ms,
+    counters_build_ms,
+    db_bytes,
+    queries: summarise(samples),
+  }));
   printTable(results);
   const report = {
     generated_at: new Date().toISOString(),
-    command: `npm run bench:reports -- --sizes ${args.sizes} --iterations ${ITERATIONS}`,
+    command: `npm run bench:reports -- --sizes ${args.sizes} --iterations ${ITERATIONS} --rounds ${ROUNDS}`,
     machine: { ...machine, load_average_at_end: os.loadavg().map((l) => round(l)) },
     sizes: results,
   };
