@@ -389,7 +389,10 @@ export class RecordsRepository {
     if (group.length === 0) return [];
     const now = Date.now();
     // one guarded UPDATE for the whole group (UPDATE … FROM a VALUES list, both engines),
-    // RETURNING the ids whose guard matched
+    // RETURNING the ids whose guard matched. The status guard is written `status || ''` so
+    // that SQLite finds each row by id: on the bare column its planner walks every pending
+    // record through the status index instead, for every group (measured: 436 µs per record
+    // in groups of 100 with 10,000 pending).
     const values = group.map(() => '(?, CAST(? AS INTEGER), ?, ?, ?, CAST(? AS INTEGER))').join(', ');
     const bindings = group.flatMap((t) => [
       t.recordId,
@@ -403,7 +406,7 @@ export class RecordsRepository {
       UPDATE records SET status = outcome.status, result = outcome.result, error = outcome.error,
         attempts = outcome.attempts, queued_at = NULL, processed_at = ?, updated_at = ?
       FROM outcome
-      WHERE records.id = outcome.rid AND records.status = 'pending' AND records.queue_seq = outcome.seq
+      WHERE records.id = outcome.rid AND records.status || '' = 'pending' AND records.queue_seq = outcome.seq
       RETURNING ${COUNTED_COLUMNS.map((c) => `records.${c}`).join(', ')}`;
     return this.write(() =>
       this.knex.transaction(async (trx) => {
