@@ -32,7 +32,8 @@ const workerCounts = flag('workers', '1')
   .map(Number)
   .filter((n) => n > 0);
 const CONNECTIONS = 50;
-const CONCURRENCY = 16;
+// WORKER_CONCURRENCY for our worker (the README's advice for the default processor) and the raw BullMQ worker alike
+const CONCURRENCY = 256;
 const INGEST_SECONDS = quick ? 4 : 10;
 const E2E_RECORDS = quick ? 5_000 : 20_000;
 const BATCH_RECORDS = quick ? 20_000 : 100_000;

@@ -38,7 +38,8 @@ export function createRecordHandler({
 }: ProcessRecordDeps) {
   return async function processRecord(job: Job<ProcessJobData>): Promise<JobOutcome> {
     const { recordId, seq, requestId } = job.data;
-    const log = logger.child({ record_id: recordId, job_id: job.id, request_id: requestId });
+    // a simple child: adds fields only, with no per-job copy of streams and serializers
+    const log = logger.child({ record_id: recordId, job_id: job.id, request_id: requestId }, true);
     const found = await loadRecord(recordId);
     if (!found || found.record.status !== 'pending' || found.queueSeq !== seq) {
       // guard: a redelivered or stale job finds the record no longer pending for its queueing

@@ -76,7 +76,8 @@ export class CountDeltas {
   ): void {
     for (const grain of GRAINS[table]) {
       const key: CounterDelta['key'] = [grain, bucketStart(grain, at), r.category, r.source, status];
-      const id = JSON.stringify(key);
+      // names never hold NUL (validation refuses it), so NUL separates the key's parts
+      const id = key.join('\u0000');
       let delta = this.rows[table].get(id);
       if (!delta) {
         delta = { key, n: 0, bins: new Map() };
