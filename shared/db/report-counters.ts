@@ -88,9 +88,9 @@ export class CountDeltas {
     }
   }
 
-  /** A new record: pending. */
-  created(r: Pick<CountedRecord, 'category' | 'source' | 'created_at'>): this {
-    this.add('record_counts', Number(r.created_at), r, 'pending', 1);
+  /** A new record, or `n` alike: pending. */
+  created(r: Pick<CountedRecord, 'category' | 'source' | 'created_at'>, n = 1): this {
+    this.add('record_counts', Number(r.created_at), r, 'pending', n);
     return this;
   }
 
@@ -177,8 +177,16 @@ export async function countInsertedRecords(
   records: ReadonlyArray<Pick<CountedRecord, 'category' | 'source'>>,
   createdAt: number,
 ): Promise<void> {
+  // a batch shares one created_at: count each category × source once, with its number of records
+  const alike = new Map<string, { category: string; source: string; n: number }>();
+  for (const { category, source } of records) {
+    const id = `${category}\u0000${source}`;
+    const group = alike.get(id);
+    if (group) group.n += 1;
+    else alike.set(id, { category, source, n: 1 });
+  }
   const deltas = new CountDeltas();
-  for (const r of records) deltas.created({ category: r.category, source: r.source, created_at: createdAt });
+  for (const { category, source, n } of alike.values()) deltas.created({ category, source, created_at: createdAt }, n);
   await deltas.apply(trx);
 }
 
