@@ -5,11 +5,12 @@ export type Logger = bunyan;
 
 /**
  * Log lines for stdout, written once per turn of the event loop instead of once per line.
- * Writes to a pipe or file are synchronous system calls in Node on Linux, one per line;
- * at a line per request or per job that was measured at 13% of the API's ingest rate.
- * Lines still leave within the same turn of the event loop, and whatever is pending is
- * written when the process exits (process.exit, signals handled by exitOnSignals, an
- * uncaught error); a SIGKILL can lose at most the lines of the turn it interrupts.
+ * Writes to a pipe or file are synchronous system calls in Node on Linux, one per line,
+ * and the API writes a line per request, the worker one per job (one bench run before this
+ * measured the request line at 13% of the API's ingest rate). Lines leave on the next turn
+ * of the event loop, and whatever is pending is written when the process exits
+ * (process.exit, signals handled by exitOnSignals, an uncaught error); a SIGKILL can lose
+ * at most the lines of the turn it interrupts.
  */
 export class TurnBufferedStdout {
   private pending: string[] = [];
