@@ -75,16 +75,18 @@ export const historySchema = Joi.object({
 const statusCounts = { pending: count, processed: count, failed: count };
 const latency = count.allow(null).description('ms; null when no terminal record matches');
 
+const appliedFilters = Joi.object({
+  status,
+  category: Joi.string(),
+  source: Joi.string(),
+  date_from: instant,
+  date_to: instant,
+}).description('the filters applied, dates as instants');
+
 export const summarySchema = Joi.object(
   allRequired({
     generated_at: instant,
-    filters: Joi.object({
-      status,
-      category: Joi.string(),
-      source: Joi.string(),
-      date_from: instant,
-      date_to: instant,
-    }).description('the filters applied, dates as instants'),
+    filters: appliedFilters,
     totals: Joi.object(allRequired({ all: count, ...statusCounts })),
     by_category: Joi.array()
       .items(Joi.object(allRequired({ category: Joi.string(), count, ...statusCounts })))
@@ -106,13 +108,7 @@ export const timeseriesSchema = Joi.object(
   allRequired({
     generated_at: instant,
     bucket: Joi.string().valid('minute', 'hour', 'day'),
-    filters: Joi.object({
-      status,
-      category: Joi.string(),
-      source: Joi.string(),
-      date_from: instant,
-      date_to: instant,
-    }).description('the filters applied, dates as instants'),
+    filters: appliedFilters,
     series: Joi.array()
       .items(
         Joi.object(

@@ -237,6 +237,16 @@ export class ReportsRepository {
     const created = new Map<number, number>();
     const outcomes = { processed: new Map<number, number>(), failed: new Map<number, number>() };
     const statuses = TERMINAL.filter((s) => f.status === undefined || f.status === s);
+    // rows of (t, status, n) from either source of outcomes, filtered like the records
+    const addOutcomes = async (q: Knex.QueryBuilder) => {
+      for (const r of (await whereRecordFilters(q, { ...f, status: undefined })) as Array<{
+        t: unknown;
+        status: (typeof TERMINAL)[number];
+        n: unknown;
+      }>) {
+        outcomes[r.status].set(num(r.t), num(r.n));
+      }
+    };
 
     if (bucket === 'minute') {
       const start = (column: string) => this.knex.raw(`?? - (?? % ${size})`, [column, column]);
@@ -263,13 +273,7 @@ export class ReportsRepository {
           .whereIn('status', statuses)
           .groupBy(start('processed_at'))
           .groupBy('status');
-        for (const r of (await whereRecordFilters(o, { ...f, status: undefined })) as Array<{
-          t: unknown;
-          status: (typeof TERMINAL)[number];
-          n: unknown;
-        }>) {
-          outcomes[r.status].set(num(r.t), num(r.n));
-        }
+        await addOutcomes(o);
       }
     } else {
       const c = this.knex('record_counts')
@@ -291,13 +295,7 @@ export class ReportsRepository {
           .andWhere('t', '<', range.to)
           .whereIn('status', statuses)
           .groupBy('t', 'status');
-        for (const r of (await whereRecordFilters(o, { ...f, status: undefined })) as Array<{
-          t: unknown;
-          status: (typeof TERMINAL)[number];
-          n: unknown;
-        }>) {
-          outcomes[r.status].set(num(r.t), num(r.n));
-        }
+        await addOutcomes(o);
       }
     }
 
