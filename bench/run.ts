@@ -34,7 +34,8 @@ const workerCounts = flag('workers', '1')
 const CONNECTIONS = 50;
 // WORKER_CONCURRENCY for our worker (the README's advice for the default processor) and the raw BullMQ worker alike
 const CONCURRENCY = 256;
-const INGEST_SECONDS = quick ? 4 : 10;
+const INGEST_SECONDS = quick ? 4 : 8;
+const INGEST_ROUNDS = 2;
 const E2E_RECORDS = quick ? 5_000 : 20_000;
 const BATCH_RECORDS = quick ? 20_000 : 100_000;
 const LEAK_JOBS = quick ? 40_000 : 200_000;
@@ -75,18 +76,6 @@ async function databaseFor(): Promise<TestDatabase> {
   return database;
 }
 
-async function countTerminal(url: string): Promise<number> {
-  const db = createDatabase(url);
-  try {
-    const [{ n }] = (await db.knex('records').whereNot('status', 'pending').count({ n: '*' })) as Array<{
-      n: number | string;
-    }>;
-    return Number(n);
-  } finally {
-    await db.close();
-  }
-}
-
 async function waitForTerminal(url: string, expected: number, onProgress?: (n: number) => void): Promise<void> {
   const db = createDatabase(url);
   try {
@@ -102,6 +91,9 @@ async function waitForTerminal(url: string, expected: number, onProgress?: (n: n
     await db.close();
   }
 }
+
+const better = (kept: autocannon.Result | undefined, next: autocannon.Result) =>
+  kept && kept.requests.average >= next.requests.average ? kept : next;
 
 function load(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
@@ -150,6 +142,7 @@ async function startService(
   workers: number,
   tag: string,
   extraEnv: Record<string, string> = {},
+  workerNodeArgs: string[] = [],
 ): Promise<Service> {
   const database = await databaseFor();
   const port = await freePort();
@@ -179,7 +172,7 @@ async function startService(
   }
   const started: ServiceProcess[] = [];
   for (let i = 0; i < workers; i++) {
-    const w = startProcess('worker', { ...env, METRICS_PORT: String(await freePort()) });
+    const w = startProcess('worker', { ...env, METRICS_PORT: String(await freePort()) }, workerNodeArgs);
     await w.waitForOutput('worker started');
     started.push(w);
   }
@@ -303,25 +296,44 @@ async function batch(redis: RedisServer, n: number, process: boolean) {
   }
 }
 
-/** Worker RSS after 20,000 and after 200,000 jobs: a leak shows as growth between the two. */
+/** `--trace-gc`'s line for a full collection: heap used before (committed) -> after (committed), in MB. */
+const MARK_COMPACT = /Mark-Compact[^\d]*[\d.]+ \([\d.]+\) -> ([\d.]+) \(/;
+
+/**
+ * Worker memory after 20,000 and after 200,000 jobs. RSS also counts the heap V8 has
+ * reserved, which goes on growing for a while after start; a leak is what grows the
+ * live heap, read from --trace-gc as the heap left after a full collection: the first
+ * one past 20,000 jobs and the last one.
+ */
 async function leakCheck(redis: RedisServer, total: number) {
-  const service = await startService(redis, 1, 'leak');
+  const service = await startService(redis, 1, 'leak', {}, ['--trace-gc']);
   const worker = service.workers[0]!;
+  const early = total / 10;
+  let pastEarly = false;
+  let rssEarly = 0;
+  let heapEarly: number | null = null;
+  let heapAfter: number | null = null;
+  let partial = '';
+  worker.child.stdout!.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      const match = MARK_COMPACT.exec(line);
+      if (!match) continue;
+      heapAfter = Number(match[1]);
+      if (pastEarly) heapEarly ??= heapAfter;
+    }
+  });
   try {
-    const early = total / 10;
-    let rssEarly = 0;
     const feeding = sendBatches(`${service.base}/records/batch?process=true`, batchBodies(total), 2);
     await waitForTerminal(service.database.url, total, (n) => {
-      if (rssEarly === 0 && n >= early) rssEarly = rssMb(worker.child.pid);
+      if (!pastEarly && n >= early) {
+        pastEarly = true;
+        rssEarly = rssMb(worker.child.pid);
+      }
     });
     await feeding;
-    return {
-      early,
-      rssEarly,
-      total,
-      rssAfter: rssMb(worker.child.pid),
-      terminal: await countTerminal(service.database.url),
-    };
+    return { early, rssEarly, heapEarly, total, rssAfter: rssMb(worker.child.pid), heapAfter };
   } finally {
     await service.stop();
   }
@@ -336,16 +348,25 @@ const results: Record<string, unknown> = {
 };
 const rows: Array<[string, string, string, string]> = [];
 try {
-  const ceiling = await ingestCeiling();
-  const service = await startService(redis, 0, 'ingest');
-  const { result: ours, peak: ingestPeak } = await sampleRss({ api: service.api }, () =>
-    ingest(`${service.base}/records`),
-  );
-  await service.stop();
-  // the cost of the one log line per request: the same run with request lines off
-  const quiet = await startService(redis, 0, 'ingest-quiet', { LOG_LEVEL: 'warn' });
-  const unlogged = await ingest(`${quiet.base}/records`);
-  await quiet.stop();
+  // the ceiling, the service and the service without request lines take turns, and each
+  // keeps its better round: interference from the rest of a shared machine only slows a round down
+  let ceiling: autocannon.Result | undefined;
+  let ours: autocannon.Result | undefined;
+  let unlogged: autocannon.Result | undefined;
+  let ingestPeakApi = 0;
+  for (let turn = 1; turn <= INGEST_ROUNDS; turn++) {
+    ceiling = better(ceiling, await ingestCeiling());
+    const service = await startService(redis, 0, `ingest${turn}`);
+    const { result, peak } = await sampleRss({ api: service.api }, () => ingest(`${service.base}/records`));
+    await service.stop();
+    ours = better(ours, result);
+    ingestPeakApi = Math.max(ingestPeakApi, peak.api ?? 0);
+    // the cost of the one log line per request: the same load with request lines off
+    const quiet = await startService(redis, 0, `ingest-quiet${turn}`, { LOG_LEVEL: 'warn' });
+    unlogged = better(unlogged, await ingest(`${quiet.base}/records`));
+    await quiet.stop();
+  }
+  if (!ceiling || !ours || !unlogged) throw new Error('no ingest round ran');
   const ingestRatio = ours.requests.average / ceiling.requests.average;
   results.ingest = {
     ceiling_rps: round(ceiling.requests.average),
@@ -404,13 +425,14 @@ try {
 
   const leak = await leakCheck(redis, LEAK_JOBS);
   results.memory = {
-    api_peak_rss_mb_ingest: round(ingestPeak.api ?? 0),
+    api_peak_rss_mb_ingest: round(ingestPeakApi),
     peak_rss_mb_end_to_end: Object.fromEntries(Object.entries(e2ePeak).map(([k, v]) => [k, round(v)])),
     peak_rss_mb_batch_process: Object.fromEntries(Object.entries(processed.peak).map(([k, v]) => [k, round(v)])),
     worker_rss_mb_after: { [leak.early]: round(leak.rssEarly), [leak.total]: round(leak.rssAfter) },
     worker_growth_pct: round(((leak.rssAfter - leak.rssEarly) / leak.rssEarly) * 100, 1),
+    worker_live_heap_mb_after: { [leak.early]: leak.heapEarly, [leak.total]: leak.heapAfter },
   };
-  const peakApi = Math.max(ingestPeak.api ?? 0, e2ePeak.api ?? 0, processed.peak.api ?? 0);
+  const peakApi = Math.max(ingestPeakApi, e2ePeak.api ?? 0, processed.peak.api ?? 0);
   const peakWorker = Math.max(
     ...Object.entries({ ...e2ePeak, ...processed.peak })
       .filter(([k]) => k !== 'api')
@@ -420,6 +442,12 @@ try {
   rows.push([
     `worker RSS after ${leak.early} / ${leak.total} jobs`,
     `${round(leak.rssEarly)} MB / ${round(leak.rssAfter)} MB (${round(((leak.rssAfter - leak.rssEarly) / leak.rssEarly) * 100, 1)}%)`,
+    '—',
+    '—',
+  ]);
+  rows.push([
+    `worker live heap after a full GC, past ${leak.early} / at ${leak.total} jobs`,
+    `${leak.heapEarly ?? '(none)'} MB / ${leak.heapAfter ?? '(none)'} MB`,
     '—',
     '—',
   ]);

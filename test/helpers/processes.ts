@@ -23,10 +23,14 @@ export interface ServiceProcess {
 }
 
 /** Starts a built entry point (`npm test` builds first) as a real process, as `npm run api|worker` would. */
-export function startProcess(kind: keyof typeof ENTRIES, env: Record<string, string>): ServiceProcess {
+export function startProcess(
+  kind: keyof typeof ENTRIES,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): ServiceProcess {
   const entry = path.join(root, ENTRIES[kind]);
   if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: run npm run build (npm test does)`);
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [...nodeArgs, entry], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
