@@ -17,6 +17,7 @@ import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createDatabase } from '../shared/index.js';
+import { cpuMs, rssMb } from './proc-stats.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/database.js';
 import { startProcess, type ServiceProcess } from '../test/helpers/processes.js';
 import { freePort, startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
@@ -45,28 +46,6 @@ const LEAK_JOBS = quick ? 40_000 : 200_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const body = (i: number) => ({ source: 'bench', category: `c${i % 8}`, payload: { priority: i % 6, n: i } });
 const round = (n: number, digits = 0) => Number(n.toFixed(digits));
-
-function rssMb(pid: number | undefined): number {
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
-  } catch {
-    return 0;
-  }
-}
-
-// /proc/<pid>/stat counts CPU time in clock ticks, which Linux reports at 100 per second
-const TICK_MS = 10;
-
-/** CPU time (user + system) a process has used so far, in ms. */
-function cpuMs(pid: number | undefined): number {
-  if (pid === process.pid) {
-    const { user, system } = process.cpuUsage();
-    return (user + system) / 1000;
-  }
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-}
 
 /** CPU µs per record that each process spends while `run` moves `records` records. */
 async function cpuPerRecord<T>(pids: Record<string, number | undefined>, records: number, run: () => Promise<T>) {

@@ -7,9 +7,9 @@
  * the worker's CPU time per record (user + system, threads included) and its RSS at the end.
  * Uses its own redis-server and temp SQLite database; `npm run build` first.
  */
-import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createDatabase } from '../shared/index.js';
+import { cpuMs, rssMb } from './proc-stats.js';
 import { createTestDatabase } from '../test/helpers/database.js';
 import { startProcess } from '../test/helpers/processes.js';
 import { freePort, startRedisServer } from '../test/helpers/redis-server.js';
@@ -22,13 +22,6 @@ const { values: args } = parseArgs({
 });
 const N = Number(args.records);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** user + system CPU seconds of a process, all its threads */
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 async function drain(redisUrl: string, concurrency: number): Promise<string> {
   const database = await createTestDatabase();
@@ -68,7 +61,7 @@ async function drain(redisUrl: string, concurrency: number): Promise<string> {
     await worker.waitForOutput('worker started');
     worker.discardOutput();
     const pid = worker.child.pid!;
-    const cpuAtStart = cpuSeconds(pid);
+    const cpuAtStart = cpuMs(pid);
     const started = performance.now();
     for (;;) {
       const [{ n }] = (await db.knex('records').whereNot('status', 'pending').count({ n: '*' })) as Array<{
@@ -78,10 +71,10 @@ async function drain(redisUrl: string, concurrency: number): Promise<string> {
       await sleep(25);
     }
     const seconds = (performance.now() - started) / 1000;
-    const cpu = cpuSeconds(pid) - cpuAtStart;
+    const cpuSeconds = (cpuMs(pid) - cpuAtStart) / 1000;
     const line =
       `WORKER_CONCURRENCY=${concurrency}: ${N} records in ${seconds.toFixed(2)} s, ${Math.round(N / seconds)} records/s, ` +
-      `worker CPU ${Math.round((cpu / N) * 1e6)} µs per record, RSS ${Math.round(rssMb(pid))} MB`;
+      `worker CPU ${Math.round((cpuSeconds / N) * 1e6)} µs per record, RSS ${Math.round(rssMb(pid))} MB`;
     await worker.stop();
     return line;
   } finally {
