@@ -14,6 +14,7 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerRecordsRoutes } from './routes/records.js';
 import { registerReportsRoutes } from './routes/reports.js';
+import { createRecordsService } from './services/records-service.js';
 import type { AppDeps, RouteDeps } from './deps.js';
 
 export type { AppDeps, RouteDeps } from './deps.js';
@@ -29,6 +30,19 @@ export function createRouter(deps: RouteDeps): Router {
   return router;
 }
 
+/** What the routes are built from: the app's dependencies, its own metrics and the records service. */
+export function createRouteDeps(deps: AppDeps): RouteDeps {
+  const metrics = createApiMetrics(deps.queue);
+  const records = createRecordsService({
+    db: deps.db,
+    queue: deps.queue,
+    logger: deps.logger,
+    onCreated: (n) => metrics.recordsCreated.inc(n),
+    shutdown: deps.shutdown,
+  });
+  return { ...deps, metrics, records };
+}
+
 /** Builds the Koa app from its dependencies; listening is the entry file's job. */
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: false });
@@ -36,7 +50,7 @@ export function createApp(deps: AppDeps): Koa {
   app.silent = true;
 
   const { config, logger } = deps;
-  const routeDeps: RouteDeps = { ...deps, metrics: createApiMetrics(deps.queue) };
+  const routeDeps = createRouteDeps(deps);
   // outermost, so it times everything and sees the status the client gets
   app.use(httpMetrics(routeDeps.metrics));
   app.use(securityHeaders());

@@ -1,33 +1,33 @@
 import { createHash } from 'node:crypto';
 import type { Context } from 'koa';
-import { AppError, type StoredResponse } from '../shared/index.js';
+import { AppError, canonicalJson, type IdempotentRequest } from '../shared/index.js';
 
 const MAX_KEY_LENGTH = 255;
+// printable ASCII: a key travels in a header as is
+const KEY = new RegExp(`^[\\x20-\\x7e]{1,${MAX_KEY_LENGTH}}$`);
 
-/** The request's Idempotency-Key, or null without one; an empty or over-long key is 422. */
-export function idempotencyKeyOf(ctx: Context): string | null {
+/**
+ * The request's Idempotency-Key in its client's scope (the API key that sent it, or one
+ * scope without keys), with the hash of what it asks for; null without a key. A key that
+ * is empty, too long or not printable ASCII is 422.
+ *
+ * Two requests are the same when they ask for the same operation with the same JSON value:
+ * the body is hashed in canonical form, so key order and whitespace do not matter.
+ */
+export function idempotentRequestOf(ctx: Context, operation: string, request: unknown): IdempotentRequest | null {
   if (ctx.headers['idempotency-key'] === undefined) return null;
   const key = ctx.get('Idempotency-Key');
-  if (key.trim() === '' || key.length > MAX_KEY_LENGTH) {
+  if (!KEY.test(key)) {
     throw new AppError('VALIDATION_ERROR', undefined, [
-      { field: 'header.Idempotency-Key', message: `Idempotency-Key must be 1-${MAX_KEY_LENGTH} characters` },
+      {
+        field: 'header.Idempotency-Key',
+        message: `Idempotency-Key must be 1-${MAX_KEY_LENGTH} printable ASCII characters`,
+        type: 'idempotency_key.invalid',
+      },
     ]);
   }
-  return key;
-}
-
-/** What makes two requests "the same request": method, path, query and body. */
-export function requestHashOf(ctx: Context): string {
-  return createHash('sha256')
-    .update(JSON.stringify([ctx.method, ctx.path, ctx.querystring, ctx.request.body ?? null]))
+  const requestHash = createHash('sha256')
+    .update(canonicalJson([operation, request]))
     .digest('hex');
-}
-
-/** Answers with the stored first response, or 422 when the key came with another request. */
-export function replayStoredResponse(ctx: Context, stored: StoredResponse, requestHash: string): void {
-  if (stored.requestHash !== requestHash) throw new AppError('IDEMPOTENCY_KEY_REUSED');
-  ctx.status = stored.statusCode;
-  if (stored.location) ctx.set('Location', stored.location);
-  ctx.set('Idempotent-Replayed', 'true');
-  ctx.body = stored.body;
+  return { scope: (ctx.state.apiKeyId as string | undefined) ?? '', key, requestHash };
 }

@@ -28,11 +28,22 @@ const queue = createProcessingQueue(redis, {
   retryBackoffMs: config.retryBackoffMs,
 });
 void warnUnlessNoEviction(redis, logger);
-const app = createApp({ config, logger, db, queue, redis, version: readVersionInfo(config.gitCommit) });
+const shutdown = new AbortController();
+const app = createApp({
+  config,
+  logger,
+  db,
+  queue,
+  redis,
+  version: readVersionInfo(config.gitCommit),
+  shutdown: shutdown.signal,
+});
 const server = http.createServer(app.callback());
 
 const close = closeInOrder(
   [
+    // clients waiting on `Prefer: wait` get their 202 now, not at the end of their wait
+    { name: 'waits', run: () => shutdown.abort() },
     {
       name: 'http',
       run: () =>

@@ -50,7 +50,7 @@ for (const [batch, group] of [
       requestId: null,
       jobId: null,
     }));
-    await db.records.applyTransitions(transitions);
+    await db.transitions.applyTransitions(transitions);
   }
   perRecord.push([`applyTransitions, groups of ${group}`, ((performance.now() - started) * 1000) / N]);
 }

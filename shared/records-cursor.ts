@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { AppError } from './errors.js';
-import { RECORD_STATUSES } from './records.js';
+import { RECORD_STATUSES } from './state-machine.js';
 import type { ListPosition, SortField } from './db/index.js';
 import type { ListRecordsQuery } from './schemas.js';
 

@@ -1,8 +1,6 @@
-/** The record as the API shows it, and the state machine it moves through. */
-export const RECORD_STATUSES = ['pending', 'processed', 'failed'] as const;
-export type RecordStatus = (typeof RECORD_STATUSES)[number];
-export type TerminalStatus = Exclude<RecordStatus, 'pending'>;
+import type { RecordStatus } from './state-machine.js';
 
+/** The record as the API shows it. */
 export type JsonObject = Record<string, unknown>;
 
 export interface RecordInput {

@@ -1,6 +1,6 @@
 import Joi from 'joi';
 import { ERROR_CATALOGUE, type ErrorCode } from './errors.js';
-import { RECORD_STATUSES } from './records.js';
+import { RECORD_STATUSES } from './state-machine.js';
 
 /**
  * What the API answers, as Joi schemas. The API does not validate its own answers at

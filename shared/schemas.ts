@@ -1,6 +1,6 @@
 import Joi from 'joi';
 import { AppError } from './errors.js';
-import { RECORD_STATUSES } from './records.js';
+import { RECORD_STATUSES } from './state-machine.js';
 import { SORT_FIELDS, type SortField, type SortOrder } from './db/records-listing.js';
 
 /**

@@ -1,9 +1,16 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import type { Logger, ProcessJobData, QueuedRecord, RecordsRepository, TransitionInput } from '../shared/index.js';
+import {
+  PROCESSABLE_STATUS,
+  type Logger,
+  type ProcessJobData,
+  type QueuedRecord,
+  type TransitionInput,
+  type TransitionsRepository,
+} from '../shared/index.js';
 import { processorFor, type ProcessorRegistry } from './processors/index.js';
 
 export interface ProcessRecordDeps {
-  records: RecordsRepository;
+  transitions: TransitionsRepository;
   /** loads a record with its queueing, possibly in one query with other jobs' */
   loadRecord(id: string): Promise<QueuedRecord | null>;
   /** applies one outcome with its guard, possibly grouped with others; false when the guard matched nothing */
@@ -29,7 +36,7 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  * attempt's error, or any permanent one, fails the record instead.
  */
 export function createRecordHandler({
-  records,
+  transitions,
   loadRecord,
   applyTransition,
   processors,
@@ -41,7 +48,7 @@ export function createRecordHandler({
     // a simple child: adds fields only, with no per-job copy of streams and serializers
     const log = logger.child({ record_id: recordId, job_id: job.id, request_id: requestId }, true);
     const found = await loadRecord(recordId);
-    if (!found || found.record.status !== 'pending' || found.queueSeq !== seq) {
+    if (!found || found.record.status !== PROCESSABLE_STATUS || found.queueSeq !== seq) {
       // guard: a redelivered or stale job finds the record no longer pending for its queueing
       log.info({ status: found?.record.status ?? null }, 'job skipped: record not pending for this queueing');
       return 'skipped';
@@ -56,7 +63,7 @@ export function createRecordHandler({
       transition = { ...base, to: 'processed', result };
     } catch (err) {
       if (!(err instanceof UnrecoverableError) && !lastAttempt) {
-        await records.recordFailedAttempt(recordId, seq, attempt, messageOf(err));
+        await transitions.recordFailedAttempt(recordId, seq, attempt, messageOf(err));
         log.warn({ attempt, err: { message: messageOf(err) } }, 'attempt failed, will retry');
         throw err;
       }
@@ -64,7 +71,7 @@ export function createRecordHandler({
     }
 
     if (await applyTransition(transition)) {
-      log.info({ from: 'pending', to: transition.to, attempt }, 'transition');
+      log.info({ from: PROCESSABLE_STATUS, to: transition.to, attempt }, 'transition');
       return transition.to;
     }
     log.info({ to: transition.to, attempt }, 'transition skipped: guard matched no row');

@@ -5,15 +5,15 @@ import {
   enqueueProcessing,
   jobIdFor,
   type Logger,
+  type Database,
   type OutstandingIntent,
   type ProcessJobData,
-  type RecordsRepository,
 } from '../shared/index.js';
 
 const PAGE = 500;
 
 export interface ReconcilerDeps {
-  records: RecordsRepository;
+  db: Pick<Database, 'reconciliation' | 'idempotency'>;
   queue: Queue<ProcessJobData>;
   connection: Redis;
   logger: Logger;
@@ -34,7 +34,7 @@ export interface Reconciler {
  * one worker the turn per interval; were two to run anyway, the job id makes the
  * second add a no-op and the status guard makes any redelivery harmless.
  */
-export function startReconciler({ records, queue, connection, logger, intervalMs }: ReconcilerDeps): Reconciler {
+export function startReconciler({ db, queue, connection, logger, intervalMs }: ReconcilerDeps): Reconciler {
   const lockKey = `${queue.qualifiedName}:reconcile-lock`;
   const token = randomUUID();
   let timer: NodeJS.Timeout | undefined;
@@ -66,13 +66,13 @@ export function startReconciler({ records, queue, connection, logger, intervalMs
     let requeued = 0;
     let after: string | null = null;
     for (;;) {
-      const page = await records.findOutstandingIntents(cutoff, after, PAGE);
+      const page = await db.reconciliation.findOutstandingIntents(cutoff, after, PAGE);
       if (page.length === 0) break;
       requeued += await requeue(page);
       after = page[page.length - 1]!.recordId;
     }
     if (requeued > 0) logger.warn({ requeued }, 'reconciler queued lost jobs again');
-    const pruned = await records.pruneIdempotencyKeys();
+    const pruned = await db.idempotency.prune();
     if (pruned > 0) logger.info({ pruned }, 'expired idempotency keys pruned');
     return requeued;
   }

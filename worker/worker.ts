@@ -36,11 +36,11 @@ export interface RecordsWorker {
 
 export function createRecordsWorker({ config, logger, db, connection, processors }: WorkerDeps): RecordsWorker {
   // outcomes of jobs that finish together are written in one transaction
-  const transitions = new Coalescer<TransitionInput, boolean>((group) => db.records.applyTransitions(group), 200);
+  const transitions = new Coalescer<TransitionInput, boolean>((group) => db.transitions.applyTransitions(group), 200);
   // jobs that start together read their records in one query
   const loads = new Coalescer<string, QueuedRecord | null>((ids) => db.records.findQueued(ids), 200);
   const handler = createRecordHandler({
-    records: db.records,
+    transitions: db.transitions,
     loadRecord: (id) => loads.submit(id),
     applyTransition: (transition) => transitions.submit(transition),
     processors: processors ?? defaultRegistry,
@@ -77,7 +77,7 @@ export function createRecordsWorker({ config, logger, db, connection, processors
   const metrics = createWorkerMetrics(queue);
   metrics.observe(worker);
   const reconciler = startReconciler({
-    records: db.records,
+    db,
     queue,
     connection,
     logger,

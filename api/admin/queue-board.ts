@@ -4,14 +4,12 @@ import { KoaAdapter } from '@bull-board/koa';
 import type { Middleware } from 'koa';
 import { AppError, type Config, type ProcessJobData } from '../../shared/index.js';
 import { isWrite } from '../middleware/api-key.js';
+import { prefixMatcher } from '../paths.js';
 import type { Queue } from 'bullmq';
 
 export const QUEUE_BOARD_PATH = '/admin/queues';
 
-const isUnderBoard = (path: string) => {
-  const lower = path.toLowerCase();
-  return lower === QUEUE_BOARD_PATH || lower.startsWith(`${QUEUE_BOARD_PATH}/`);
-};
+const underBoard = prefixMatcher([QUEUE_BOARD_PATH]);
 
 /**
  * The board's page asks a public font service for its typeface; the CSP refuses it (assets
@@ -37,7 +35,7 @@ export function queueBoard(queue: Queue<ProcessJobData>, config: Pick<Config, 'a
   const board = serverAdapter.registerPlugin() as Middleware;
 
   return async (ctx, next) => {
-    if (!isUnderBoard(ctx.path)) return next();
+    if (underBoard(ctx.path) === null) return next();
     if (!config.adminWrite && isWrite(ctx.method)) {
       throw new AppError('METHOD_NOT_ALLOWED', 'the queue UI is read-only (ADMIN_WRITE is not true)', undefined, {
         Allow: 'GET, HEAD',

@@ -1,10 +1,11 @@
 import type { Middleware } from 'koa';
+import { prefixMatcher } from '../paths.js';
 import type { ApiMetrics } from './api-metrics.js';
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** Mounted sub-applications whose own routes are not this app's route templates. */
-const MOUNTS = ['/admin/queues'];
+const mountOf = prefixMatcher(['/admin/queues']);
 
 /**
  * The label a request is counted under: the matched route template (`/records/:id`),
@@ -12,9 +13,8 @@ const MOUNTS = ['/admin/queues'];
  * and would make one time series per URL.
  */
 function routeLabel(path: string, matched: unknown): string {
-  const lower = path.toLowerCase();
-  const mount = MOUNTS.find((m) => lower === m || lower.startsWith(`${m}/`));
-  if (mount) return mount;
+  const mount = mountOf(path);
+  if (mount !== null) return mount;
   return typeof matched === 'string' ? matched : 'unmatched';
 }
 

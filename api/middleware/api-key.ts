@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
 import { AppError, type Logger } from '../../shared/index.js';
+import { prefixMatcher } from '../paths.js';
 
 const REALM = 'Bearer realm="workflow-service"';
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -57,17 +58,6 @@ export function requireApiKey(keys: readonly string[]): Middleware {
   };
 }
 
-/**
- * The path as a router might resolve it, for prefix checks that must not be sidestepped
- * by case, percent-encoding or doubled slashes: `/%41dmin//queues` is `/admin/queues`.
- */
-function normalisedPath(path: string): string {
-  // ASCII escapes only, one by one: the prefixes are ASCII, and a malformed escape
-  // elsewhere in the path must not stop the rest from being decoded
-  const decoded = path.replace(/%([0-7][0-9a-f])/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-  return decoded.replace(/\/{2,}/g, '/').toLowerCase();
-}
-
 export interface ApiKeyOptions {
   /** path prefixes where every method needs a key, reads included (the queue UI) */
   protectedPrefixes?: readonly string[];
@@ -79,14 +69,10 @@ export interface ApiKeyOptions {
  */
 export function apiKeyAuth(keys: readonly string[], logger: Logger, opts: ApiKeyOptions = {}): Middleware {
   if (keys.length === 0) logger.warn('API_KEYS is not set: writes are open to anyone who can reach the API');
-  const prefixes = (opts.protectedPrefixes ?? []).map((p) => p.toLowerCase().replace(/\/+$/, ''));
-  const isProtected = (path: string) => {
-    const normalised = normalisedPath(path);
-    return prefixes.some((p) => normalised === p || normalised.startsWith(`${p}/`));
-  };
+  const isProtected = prefixMatcher(opts.protectedPrefixes ?? []);
   const check = requireApiKey(keys);
   return async (ctx, next) => {
-    if (isWrite(ctx.method) || isProtected(ctx.path)) return check(ctx, next);
+    if (isWrite(ctx.method) || isProtected(ctx.path) !== null) return check(ctx, next);
     await next();
   };
 }

@@ -1,5 +1,6 @@
 import helmet from 'koa-helmet';
 import type { Middleware } from 'koa';
+import { prefixMatcher } from '../paths.js';
 
 /** Paths that serve HTML pages (Swagger UI, the queue UI) rather than JSON. */
 const UI_PATH_PREFIXES = ['/docs', '/admin/queues'] as const;
@@ -36,12 +37,9 @@ const uiHeaders = helmet({
   xFrameOptions: { action: 'sameorigin' },
 });
 
-function isUiPath(path: string): boolean {
-  const lower = path.toLowerCase();
-  return UI_PATH_PREFIXES.some((p) => lower === p || lower.startsWith(`${p}/`));
-}
+const uiPath = prefixMatcher(UI_PATH_PREFIXES);
 
 /** helmet's security headers on every response, errors included; helmet also drops X-Powered-By. */
 export function securityHeaders(): Middleware {
-  return (ctx, next) => (isUiPath(ctx.path) ? uiHeaders(ctx, next) : apiHeaders(ctx, next));
+  return (ctx, next) => (uiPath(ctx.path) !== null ? uiHeaders(ctx, next) : apiHeaders(ctx, next));
 }

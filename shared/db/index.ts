@@ -1,13 +1,19 @@
 import type { Knex } from 'knex';
+import { IdempotencyRepository } from './idempotency-repository.js';
 import { createKnex, dialectOf, type Dialect, type KnexOptions } from './knex.js';
 import { migrateLatest } from './migrate.js';
+import { ReconciliationRepository } from './reconciliation-repository.js';
 import { RecordsRepository } from './records-repository.js';
 import { ReportsRepository } from './reports-repository.js';
+import { TransitionsRepository } from './transitions-repository.js';
 
 export { migrateLatest } from './migrate.js';
 export { dialectOf, type Dialect, type KnexOptions } from './knex.js';
+export * from './idempotency-repository.js';
+export * from './reconciliation-repository.js';
 export * from './records-repository.js';
 export * from './reports-repository.js';
+export * from './transitions-repository.js';
 export { SORT_FIELDS, type ListPosition, type ListQuery, type SortField, type SortOrder } from './records-listing.js';
 export { LATENCY_ERROR, type LatencyPercentiles } from './latency-histogram.js';
 export { rebuildReportCounts } from './report-counters.js';
@@ -19,6 +25,9 @@ export interface Database {
   readonly reader: Knex;
   readonly dialect: Dialect;
   readonly records: RecordsRepository;
+  readonly transitions: TransitionsRepository;
+  readonly idempotency: IdempotencyRepository;
+  readonly reconciliation: ReconciliationRepository;
   readonly reports: ReportsRepository;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -30,11 +39,15 @@ export function createDatabase(databaseUrl: string, opts: KnexOptions = {}): Dat
   // a :memory: database exists once per connection: it cannot have a separate reader
   const reader =
     dialect === 'sqlite' && !databaseUrl.endsWith(':memory:') ? createKnex(databaseUrl, 'reader', opts) : knex;
+  const idempotency = new IdempotencyRepository(knex, reader);
   return {
     knex,
     reader,
     dialect,
-    records: new RecordsRepository(knex, reader),
+    records: new RecordsRepository(knex, reader, idempotency),
+    transitions: new TransitionsRepository(knex, reader),
+    idempotency,
+    reconciliation: new ReconciliationRepository(reader),
     // reports only read: on SQLite they use the reading connections
     reports: new ReportsRepository(reader),
     migrate: () => migrateLatest(knex),

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as records from './migrations/001-records.js';
 import * as idempotency from './migrations/002-idempotency-and-intent.js';
 import * as reportCounters from './migrations/003-report-counters.js';
+import * as idempotencyScope from './migrations/004-idempotency-scope.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -14,6 +15,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['001-records', records],
   ['002-idempotency-and-intent', idempotency],
   ['003-report-counters', reportCounters],
+  ['004-idempotency-scope', idempotencyScope],
 ];
 
 const source: Knex.MigrationSource<string> = {

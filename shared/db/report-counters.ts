@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { guardFor, INITIAL_STATUS, isTerminal, type RecordStatus } from '../state-machine.js';
 import { LATENCY_BINS, latencyBin } from './latency-histogram.js';
 
 /**
@@ -14,6 +15,10 @@ import { LATENCY_BINS, latencyBin } from './latency-histogram.js';
  * so a report reads a few rows per grain step, not one per record.
  */
 export const HOUR_MS = 3_600_000;
+
+// the statuses the counted changes move between, from the state machine's table
+const PROCESSING_FROM = guardFor('processed', 'worker');
+const RETRY_FROM = guardFor('pending', 'operator');
 export const DAY_MS = 86_400_000;
 
 export type Grain = 'hour' | 'day' | 'all';
@@ -48,7 +53,7 @@ export interface CountedRecord {
   id: string;
   category: string;
   source: string;
-  status: string;
+  status: RecordStatus;
   created_at: number | string;
   processed_at: number | string | null;
 }
@@ -90,7 +95,7 @@ export class CountDeltas {
 
   /** A new record, or `n` alike: pending. */
   created(r: Pick<CountedRecord, 'category' | 'source' | 'created_at'>, n = 1): this {
-    this.add('record_counts', Number(r.created_at), r, 'pending', n);
+    this.add('record_counts', Number(r.created_at), r, INITIAL_STATUS, n);
     return this;
   }
 
@@ -100,7 +105,7 @@ export class CountDeltas {
    */
   finished(r: CountedRecord): this {
     const created = Number(r.created_at);
-    this.add('record_counts', created, r, 'pending', -1);
+    this.add('record_counts', created, r, PROCESSING_FROM, -1);
     if (r.processed_at === null) {
       this.add('record_counts', created, r, r.status, 1);
       return this;
@@ -113,14 +118,14 @@ export class CountDeltas {
   /** A failed record, failed at `failedAt`, sent back to pending. */
   reopened(r: Pick<CountedRecord, 'category' | 'source' | 'created_at'>, failedAt: number | string | null): this {
     const created = Number(r.created_at);
-    this.add('record_counts', created, r, 'pending', 1);
+    this.add('record_counts', created, r, PROCESSING_FROM, 1);
     if (failedAt === null) {
       // no failure on record (a hand-edited row): the counts move, the latency cannot
-      this.add('record_counts', created, r, 'failed', -1);
+      this.add('record_counts', created, r, RETRY_FROM, -1);
       return this;
     }
-    this.add('record_counts', created, r, 'failed', -1, latencyOf(r, failedAt));
-    this.add('outcome_counts', Number(failedAt), r, 'failed', -1);
+    this.add('record_counts', created, r, RETRY_FROM, -1, latencyOf(r, failedAt));
+    this.add('outcome_counts', Number(failedAt), r, RETRY_FROM, -1);
     return this;
   }
 
@@ -196,7 +201,7 @@ export async function countInsertedRecords(
  */
 export async function countTransitions(trx: Knex.Transaction, changed: readonly CountedRecord[]): Promise<void> {
   const deltas = new CountDeltas();
-  for (const r of changed) if (r.status !== 'pending') deltas.finished(r);
+  for (const r of changed) if (isTerminal(r.status)) deltas.finished(r);
   await deltas.apply(trx);
 }
 
@@ -212,7 +217,7 @@ export async function countRetry(trx: Knex.Transaction, recordId: string): Promi
       trx('record_transitions as t')
         .select('t.at')
         .whereRaw('t.record_id = r.id')
-        .andWhere('t.to_status', 'failed')
+        .andWhere('t.to_status', RETRY_FROM)
         .orderBy('t.id', 'desc')
         .limit(1)
         .as('failed_at'),
@@ -248,7 +253,7 @@ export async function rebuildReportCounts(knex: Knex): Promise<void> {
       const rows = (await page) as CountedRecord[];
       for (const r of rows) {
         deltas.created(r);
-        if (r.status !== 'pending') deltas.finished(r);
+        if (isTerminal(r.status)) deltas.finished(r);
       }
       if (rows.length < REBUILD_PAGE) break;
       const last = rows[rows.length - 1]!;

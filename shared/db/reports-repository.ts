@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { RECORD_STATUSES, type RecordStatus } from '../records.js';
+import { isTerminal, RECORD_STATUSES, TERMINAL_STATUSES, type RecordStatus } from '../state-machine.js';
 import {
   emptyHistogram,
   latencyBin,
@@ -42,8 +42,6 @@ export interface SeriesPoint {
   processed: number;
   failed: number;
 }
-
-const TERMINAL = ['processed', 'failed'] as const;
 
 type Builder = Knex.QueryBuilder;
 
@@ -133,7 +131,7 @@ export class ReportsRepository {
       }
     };
     const histogram = emptyHistogram();
-    const wantsLatency = f.status === undefined || f.status !== 'pending';
+    const wantsLatency = f.status === undefined || isTerminal(f.status);
 
     for (const sign of [1, -1] as const) {
       const counted = bySign(pieces, sign).filter((p) => p.grain !== 'raw');
@@ -142,7 +140,10 @@ export class ReportsRepository {
         add((await whereRecordFilters(whereCounterPieces(q, counted), f)) as CategoryStatusCount[], sign);
         if (wantsLatency) {
           const sums = BIN_COLUMNS.map((c) => this.knex.raw('SUM(??) AS ??', [c, c]));
-          const h = whereCounterPieces(this.knex('record_counts').select(sums), counted).whereIn('status', TERMINAL);
+          const h = whereCounterPieces(this.knex('record_counts').select(sums), counted).whereIn(
+            'status',
+            TERMINAL_STATUSES,
+          );
           const [row] = (await whereRecordFilters(h, f)) as Array<Record<string, unknown>>;
           BIN_COLUMNS.forEach((c, bin) => (histogram[bin]! += sign * num(row?.[c])));
         }
@@ -155,7 +156,7 @@ export class ReportsRepository {
         if (wantsLatency) {
           const l = this.knex('records')
             .select(this.knex.raw('processed_at - created_at AS ms'))
-            .whereIn('status', TERMINAL)
+            .whereIn('status', TERMINAL_STATUSES)
             .whereNotNull('processed_at');
           for (const { ms } of (await inRange(l)) as Array<{ ms: number | string }>) {
             histogram[latencyBin(Number(ms))]! += sign;
@@ -211,7 +212,7 @@ export class ReportsRepository {
   private async dataExtent(f: Omit<RecordFilters, 'from' | 'to'>): Promise<{ first: number; last: number } | null> {
     const ends: number[] = [];
     const tables: Array<'record_counts' | 'outcome_counts'> =
-      f.status === 'pending' ? ['record_counts'] : ['record_counts', 'outcome_counts'];
+      f.status !== undefined && !isTerminal(f.status) ? ['record_counts'] : ['record_counts', 'outcome_counts'];
     for (const table of tables) {
       for (const order of ['asc', 'desc'] as const) {
         const q = this.knex(table).select('t').where('grain', 'hour').andWhere('n', '>', 0).orderBy('t', order).first();
@@ -236,12 +237,12 @@ export class ReportsRepository {
     const size = BUCKET_MS[bucket];
     const created = new Map<number, number>();
     const outcomes = { processed: new Map<number, number>(), failed: new Map<number, number>() };
-    const statuses = TERMINAL.filter((s) => f.status === undefined || f.status === s);
+    const statuses = TERMINAL_STATUSES.filter((s) => f.status === undefined || f.status === s);
     // rows of (t, status, n) from either source of outcomes, filtered like the records
     const addOutcomes = async (q: Knex.QueryBuilder) => {
       for (const r of (await whereRecordFilters(q, { ...f, status: undefined })) as Array<{
         t: unknown;
-        status: (typeof TERMINAL)[number];
+        status: (typeof TERMINAL_STATUSES)[number];
         n: unknown;
       }>) {
         outcomes[r.status].set(num(r.t), num(r.n));

@@ -191,7 +191,7 @@ describe('e2e: faults', function () {
     await clients;
 
     await s.waitUntilNoPending(400, 60_000);
-    const [{ n }] = (await s.knex('idempotency_keys').count({ n: '*' })) as Array<{ n: number | string }>;
+    const [{ n }] = (await s.knex('idempotency_responses').count({ n: '*' })) as Array<{ n: number | string }>;
     report(`400 keys, ${retries} client retries across the kill: records ${(await s.counts()).all}, keys stored ${n}`);
     expect(Number(n)).to.equal(400);
     expect((await s.counts()).all).to.equal(400);

@@ -239,7 +239,7 @@ describe('fuzz: hostile requests never make the API fail', function () {
       const [{ n }] = (await h.db.knex(table).count({ n: '*' })) as Array<{ n: number | string }>;
       return Number(n);
     };
-    return { records: await count('records'), idempotencyKeys: await count('idempotency_keys') };
+    return { records: await count('records'), idempotencyKeys: await count('idempotency_responses') };
   }
 
   /** The part of the property every answer must meet. */

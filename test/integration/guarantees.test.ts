@@ -64,11 +64,11 @@ describe('guarantees', () => {
 
     it('keys expire after 24 hours and are pruned', async () => {
       await h.http.post('/records').set('Idempotency-Key', 'old').send(body()).expect(201);
-      await h.db.knex('idempotency_keys').update({ created_at: Date.now() - 25 * 3600 * 1000 });
+      await h.db.knex('idempotency_responses').update({ created_at: Date.now() - 25 * 3600 * 1000 });
       const fresh = await h.http.post('/records').set('Idempotency-Key', 'new').send(body()).expect(201);
       expect(fresh.headers['idempotent-replayed']).to.equal(undefined);
-      expect(await h.db.records.pruneIdempotencyKeys()).to.equal(1);
-      const keys = (await h.db.knex('idempotency_keys').select('key')) as Array<{ key: string }>;
+      expect(await h.db.idempotency.prune()).to.equal(1);
+      const keys = (await h.db.knex('idempotency_responses').select('key')) as Array<{ key: string }>;
       expect(keys.map((k) => k.key)).to.deep.equal(['new']);
     });
   });

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import supertest from 'supertest';
-import { createApp, createRouter } from '../../api/app.js';
-import { createApiMetrics } from '../../api/metrics/index.js';
+import { createApp, createRouteDeps, createRouter } from '../../api/app.js';
 import { OPERATIONS } from '../../api/openapi/index.js';
 import { createDatabase } from '../../shared/index.js';
 import { createTestDatabase } from '../helpers/database.js';
@@ -64,7 +63,7 @@ describe('OpenAPI document', function () {
   });
 
   it('documents exactly the routes the router has', () => {
-    const router = createRouter({ ...h.deps, metrics: createApiMetrics(h.queue) });
+    const router = createRouter(createRouteDeps(h.deps));
     const routes = router.stack
       .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(layer.path)}`))
       .filter((r) => r !== 'GET /docs/:asset') // Swagger UI's own files, part of GET /docs

@@ -46,7 +46,7 @@ describe('GET /records', () => {
       out.push({ id: res.records[0]!.id, ...input, status: 'pending', created_at: at });
     }
     const finish = out.filter((_, i) => i % 4 !== 0);
-    await h.db.records.applyTransitions(
+    await h.db.transitions.applyTransitions(
       finish.map((r, i) => ({
         recordId: r.id,
         seq: 1,

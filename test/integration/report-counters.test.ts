@@ -50,7 +50,7 @@ describe('report counters under concurrent writers', function () {
           // the same hot counter rows from every writer, in groups, in different record orders
           const ids = out.records.map((r) => r.id);
           if (wi % 2 === 1) ids.reverse();
-          await w.records.applyTransitions(
+          await w.transitions.applyTransitions(
             ids.map((recordId, i) => ({
               recordId,
               seq: 1,
@@ -60,7 +60,7 @@ describe('report counters under concurrent writers', function () {
               jobId: null,
             })),
           );
-          for (const [i, id] of ids.entries()) if (i % 4 === 0 && i % 8 === 0) await w.records.retry(id, null);
+          for (const [i, id] of ids.entries()) if (i % 4 === 0 && i % 8 === 0) await w.transitions.retry(id, null);
         }
       }),
     );
@@ -80,7 +80,7 @@ describe('report counters under concurrent writers', function () {
     const applied: boolean[] = [];
     for (const half of [out.records.slice(0, 500), out.records.slice(500)]) {
       applied.push(
-        ...(await h.db.records.applyTransitions(
+        ...(await h.db.transitions.applyTransitions(
           half.map((r, i) => ({
             recordId: r.id,
             seq: 1,

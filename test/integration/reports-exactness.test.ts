@@ -125,9 +125,9 @@ async function play(h: Harness, ops: readonly Op[]): Promise<void> {
         const seq = queued!.queueSeq - (p.stale ? 1 : 0);
         group.push({ recordId: id, seq, to: p.to, attempt: 1, requestId: null, jobId: null, error: null });
       }
-      await atTime(now, () => h.db.records.applyTransitions(group));
+      await atTime(now, () => h.db.transitions.applyTransitions(group));
     } else if (ids.length > 0 && op.kind === 'retry') {
-      await atTime(now, () => h.db.records.retry(ids[op.pick % ids.length]!, null));
+      await atTime(now, () => h.db.transitions.retry(ids[op.pick % ids.length]!, null));
     }
   }
 }

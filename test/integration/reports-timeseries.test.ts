@@ -22,7 +22,7 @@ describe('GET /reports/timeseries and the summary latency', () => {
 
   async function finish(at: number, recordId: string, to: TerminalStatus, seq = 1): Promise<void> {
     const [applied] = await atTime(at, () =>
-      h.db.records.applyTransitions([{ recordId, seq, to, attempt: 1, requestId: null, jobId: null }]),
+      h.db.transitions.applyTransitions([{ recordId, seq, to, attempt: 1, requestId: null, jobId: null }]),
     );
     expect(applied).to.equal(true);
   }
@@ -40,7 +40,7 @@ describe('GET /reports/timeseries and the summary latency', () => {
     // r5 failed at 10:06, retried at 12:00, processed at 12:01: its failure no longer counts
     const r5 = await create(T + 5 * MINUTE, 'a', 'web');
     await finish(T + 6 * MINUTE, r5, 'failed');
-    await atTime(T + 2 * HOUR, () => h.db.records.retry(r5, null));
+    await atTime(T + 2 * HOUR, () => h.db.transitions.retry(r5, null));
     await finish(T + 2 * HOUR + MINUTE, r5, 'processed', 2);
   });
   afterEach(async () => {

@@ -29,7 +29,7 @@ async function rowCounts(h: Harness): Promise<{ records: number; transitions: nu
   return {
     records: await count('records'),
     transitions: await count('record_transitions'),
-    idempotencyKeys: await count('idempotency_keys'),
+    idempotencyKeys: await count('idempotency_responses'),
   };
 }
 

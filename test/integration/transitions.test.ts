@@ -36,7 +36,7 @@ describe('applyTransitions (group commit of guarded transitions)', () => {
 
   it('writes a whole group in one call and reports, per outcome, whether its guard matched', async () => {
     const [a, b, c, d] = await create(4);
-    const applied = await h.db.records.applyTransitions([
+    const applied = await h.db.transitions.applyTransitions([
       outcome(a!),
       outcome(b!, { to: 'failed', result: null, error: 'bad input', attempt: 2 }),
       outcome(a!, { attempt: 3 }), // a second delivery of a, in the same group
@@ -62,12 +62,12 @@ describe('applyTransitions (group commit of guarded transitions)', () => {
     ]);
 
     // the same group again changes nothing: every guard now fails
-    expect(await h.db.records.applyTransitions([outcome(a!), outcome(b!)])).to.deep.equal([false, false]);
+    expect(await h.db.transitions.applyTransitions([outcome(a!), outcome(b!)])).to.deep.equal([false, false]);
   });
 
   it('applies hundreds of outcomes at once, past the 500-row limit of SQLite compound selects', async () => {
     const ids = await create(650);
-    const applied = await h.db.records.applyTransitions(ids.map((id) => outcome(id)));
+    const applied = await h.db.transitions.applyTransitions(ids.map((id) => outcome(id)));
     expect(applied.every(Boolean)).to.equal(true);
     const [{ n }] = (await h.db.knex('record_transitions').count({ n: '*' })) as Array<{ n: number | string }>;
     expect(Number(n)).to.equal(650);
