@@ -14,7 +14,7 @@ import { createApp } from './app.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('api', config.logLevel);
-const db = createDatabase(config.databaseUrl, { poolMax: config.databasePoolMax });
+const db = createDatabase(config.databaseUrl, { poolMax: config.databasePoolMax, logger });
 
 if (config.migrateOnStart) {
   const ran = await db.migrate();

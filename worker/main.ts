@@ -11,7 +11,7 @@ import { createRecordsWorker } from './worker.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('worker', config.logLevel);
-const db = createDatabase(config.databaseUrl, { poolMax: config.databasePoolMax });
+const db = createDatabase(config.databaseUrl, { poolMax: config.databasePoolMax, logger });
 const connection = createRedisConnection(config.redisUrl, 'worker', logger);
 const records = createRecordsWorker({ config, logger, db, connection });
 const metricsStarting = startMetricsServer(

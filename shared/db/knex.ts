@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
+import type { Logger } from '../logger.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -19,13 +20,23 @@ export function dialectOf(databaseUrl: string): Dialect {
 export interface KnexOptions {
   /** most PostgreSQL connections this process opens (DATABASE_POOL_MAX); SQLite always uses one writer */
   poolMax?: number;
+  /** where Knex's own warnings go (a refused connection, say); without one, Knex prints them to the console */
+  logger?: Logger;
+}
+
+/** Knex's warnings as log lines of the process, not bare text on stderr. */
+function knexLog(logger: Logger): Knex.Config['log'] {
+  const line = (level: 'warn' | 'error' | 'debug') => (message: unknown) =>
+    logger[level]({ component: 'knex' }, typeof message === 'string' ? message : JSON.stringify(message));
+  return { warn: line('warn'), error: line('error'), deprecate: line('warn'), debug: line('debug') };
 }
 
 export function createKnex(
   databaseUrl: string,
   role: 'writer' | 'reader' = 'writer',
-  { poolMax = 10 }: KnexOptions = {},
+  { poolMax = 10, logger }: KnexOptions = {},
 ): Knex {
+  const log = logger ? knexLog(logger) : undefined;
   if (dialectOf(databaseUrl) === 'sqlite') {
     const filename = databaseUrl.slice('sqlite:'.length);
     if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
@@ -37,6 +48,7 @@ export function createKnex(
       client: 'sqlite3',
       connection: { filename },
       useNullAsDefault: true,
+      log,
       pool: {
         // one writing connection per process: SQLite has one writer anyway, and
         // in-process writes queue here instead of contending for the file lock.
@@ -52,6 +64,7 @@ export function createKnex(
   return knexFactory({
     client: 'pg',
     connection: databaseUrl,
+    log,
     // each API or worker process holds its own pool: size the server's max_connections
     // for (API processes + worker processes) × DATABASE_POOL_MAX, plus migrations and admin
     pool: { min: 0, max: poolMax },

@@ -71,7 +71,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
   });
   const logs: LogLine[] = [];
   const logger = memoryLogger(logs);
-  const db = createDatabase(config.databaseUrl);
+  const db = createDatabase(config.databaseUrl, { logger });
   await db.migrate();
   const connections: Redis[] = [];
   const workerDbs: Database[] = [];
@@ -105,7 +105,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       const connection = createRedisConnection(config.redisUrl, 'worker', logger);
       connections.push(connection);
       // its own Knex, as a separate worker process would have
-      const workerDb = createDatabase(config.databaseUrl);
+      const workerDb = createDatabase(config.databaseUrl, { logger });
       workerDbs.push(workerDb);
       harness.worker = createRecordsWorker({ config, logger, db: workerDb, connection, processors });
       return harness.worker;

@@ -22,6 +22,17 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * What a child inherits from the test run: PATH, and c8's NODE_V8_COVERAGE so a child's
+ * coverage is counted with the suite's (it is written when the child exits by itself or on
+ * a signal it handles; a SIGKILLed child reports nothing).
+ */
+export function childBaseEnv(): Record<string, string> {
+  const base: Record<string, string> = { PATH: process.env.PATH ?? '' };
+  if (process.env.NODE_V8_COVERAGE) base.NODE_V8_COVERAGE = process.env.NODE_V8_COVERAGE;
+  return base;
+}
+
 /** Starts a built entry point (`npm test` builds first) as a real process, as `npm run api|worker` would. */
 export function startProcess(
   kind: keyof typeof ENTRIES,
@@ -32,7 +43,7 @@ export function startProcess(
   if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: run npm run build (npm test does)`);
   const child = spawn(process.execPath, [...nodeArgs, entry], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+    env: { ...childBaseEnv(), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -28,6 +28,12 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+async function stopWithin(p: ServiceProcess, ms: number): Promise<void> {
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), ms);
+  await p.stop('SIGTERM');
+  clearTimeout(timer);
+}
+
 export async function startStack(opts: { workers?: number; env?: Record<string, string> } = {}): Promise<Stack> {
   const redis = await startRedisServer();
   const database = await createTestDatabase();
@@ -115,7 +121,8 @@ export async function startStack(opts: { workers?: number; env?: Record<string, 
       }
     },
     async stop() {
-      await Promise.all([stack.api?.stop('SIGKILL'), ...stack.workers.map((w) => w.stop('SIGKILL'))]);
+      // SIGTERM, so each process writes its coverage on the way out; SIGKILL if it lingers
+      await Promise.all([stack.api, ...stack.workers].filter(Boolean).map((p) => stopWithin(p, 10_000)));
       await knex.destroy();
       await redis.stop({ hard: true });
       await database.drop();

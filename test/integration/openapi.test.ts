@@ -292,7 +292,7 @@ describe('OpenAPI document', function () {
       const bare = await createTestDatabase();
       const unmigrated = createDatabase(bare.url);
       // nothing listens on port 1: the connection is refused
-      const unreachable = createDatabase('postgres://workflow@127.0.0.1:1/none');
+      const unreachable = createDatabase('postgres://workflow@127.0.0.1:1/none', { logger: h.logger });
       try {
         for (const [db, status, code] of [
           [unmigrated, 500, 'INTERNAL_ERROR'],
