@@ -12,4 +12,5 @@ export * from './schemas.js';
 export * from './version.js';
 export * from './shutdown.js';
 export * from './coalescer.js';
+export * from './failure-kinds.js';
 export * from './canonical-json.js';
