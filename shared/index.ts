@@ -13,4 +13,5 @@ export * from './version.js';
 export * from './shutdown.js';
 export * from './coalescer.js';
 export * from './failure-kinds.js';
+export * from './error-text.js';
 export * from './canonical-json.js';

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { UnrecoverableError } from 'bullmq';
 import { dialectOf, jobIdFor, type JsonObject, type WorkflowRecord } from '../../shared/index.js';
 import type { Processor } from '../../worker/processors/index.js';
 import { createHarness, type Harness } from '../helpers/harness.js';
@@ -162,5 +163,91 @@ describe('a group commit the database refuses one item of', () => {
     expect(stored.map((r) => JSON.parse(r.payload) as { n: number }).map((p) => p.n)).to.have.members([
       0, 1, 2, 3, 5, 6, 7, 8,
     ]);
+  });
+});
+
+describe('error texts a processor throws', () => {
+  let h: Harness;
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('are stored cleaned and cut to 2,000 characters, without failing the group they are written in', async () => {
+    // a NUL (PostgreSQL's text refuses it) in a 10,000-character message
+    const message = `upstream\u0000 said: ${'x'.repeat(10_000 - 'upstream\u0000 said: '.length)}`;
+    const stored = `upstream said: ${'x'.repeat(2000 - 'upstream said: '.length)}`;
+    let permanent = '';
+    let transient = '';
+    h = await createHarness({
+      worker: true,
+      env: { MAX_ATTEMPTS: '2' },
+      processors: new Map([
+        [
+          'grouped',
+          finishingTogether((r) => {
+            if (r.id === permanent) throw new UnrecoverableError(message);
+            if (r.id === transient) throw new Error(message);
+            return { n: r.payload.i ?? null };
+          }),
+        ],
+      ]),
+    });
+    const ids = await createPending(h, 'grouped');
+    permanent = ids[2]!;
+    transient = ids[6]!;
+    await processAll(h, ids);
+
+    for (const id of ids) {
+      const done = await h.waitForTerminal(id);
+      if (id === permanent) expect(done).to.include({ status: 'failed', attempts: 1, error: stored });
+      else if (id === transient) expect(done).to.include({ status: 'failed', attempts: 2, error: stored });
+      else expect(done).to.include({ status: 'processed', attempts: 1, error: null });
+    }
+    const history = await historyOf(h);
+    for (const id of ids) {
+      expect(history.get(id)).to.have.length(1);
+      expect(history.get(id)![0]!.error).to.equal(id === permanent || id === transient ? stored : null);
+    }
+    const api = await h.http.get(`/records/${permanent}`).expect(200);
+    expect(api.body.error).to.equal(stored);
+  });
+
+  it('are stored cleaned on the pending record while its job waits for the next attempt', async () => {
+    const message = `flaky\u0000${'y'.repeat(9_994)}`;
+    let release!: () => void;
+    const secondAttempt = new Promise<void>((resolve) => (release = resolve));
+    let attempts = 0;
+    h = await createHarness({
+      worker: true,
+      processors: new Map([
+        [
+          'flaky',
+          async () => {
+            if (++attempts === 1) throw new Error(message);
+            await secondAttempt;
+            return { ok: true };
+          },
+        ],
+      ]),
+    });
+    const res = await h.http
+      .post('/records?process=true')
+      .send({ source: 's', category: 'flaky', payload: {} })
+      .expect(201);
+    try {
+      for (const deadline = Date.now() + 10_000; ;) {
+        const record = (await h.db.records.findById(res.body.id as string))!;
+        if (record.attempts === 1) {
+          expect(record).to.include({ status: 'pending', error: `flaky${'y'.repeat(1995)}` });
+          break;
+        }
+        if (Date.now() > deadline) throw new Error('the failed attempt was never recorded');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      // a failed wait still lets the job end, so the worker can close
+      release();
+    }
+    expect(await h.waitForTerminal(res.body.id as string)).to.include({ status: 'processed', attempts: 2 });
   });
 });
