@@ -12,4 +12,6 @@ export * from './schemas.js';
 export * from './version.js';
 export * from './shutdown.js';
 export * from './coalescer.js';
+export * from './failure-kinds.js';
+export * from './error-text.js';
 export * from './canonical-json.js';

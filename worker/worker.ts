@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import {
   createProcessingQueue,
   Coalescer,
+  isDependencyUnavailable,
   QUEUE_NAME,
   warnUnlessNoEviction,
   type Config,
@@ -35,10 +36,16 @@ export interface RecordsWorker {
 }
 
 export function createRecordsWorker({ config, logger, db, connection, processors }: WorkerDeps): RecordsWorker {
-  // outcomes of jobs that finish together are written in one transaction
-  const transitions = new Coalescer<TransitionInput, boolean>((group) => db.transitions.applyTransitions(group), 200);
+  // outcomes of jobs that finish together are written in one transaction. An outcome that cannot
+  // be written fails its own job only (writing the others again is safe: the guard matches once),
+  // unless the database cannot be reached at all
+  const grouping = { maxGroup: 200, failsWholeGroup: isDependencyUnavailable };
+  const transitions = new Coalescer<TransitionInput, boolean>(
+    (group) => db.transitions.applyTransitions(group),
+    grouping,
+  );
   // jobs that start together read their records in one query
-  const loads = new Coalescer<string, QueuedRecord | null>((ids) => db.records.findQueued(ids), 200);
+  const loads = new Coalescer<string, QueuedRecord | null>((ids) => db.records.findQueued(ids), grouping);
   const handler = createRecordHandler({
     transitions: db.transitions,
     loadRecord: (id) => loads.submit(id),

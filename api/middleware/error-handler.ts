@@ -1,29 +1,5 @@
 import type { Middleware } from 'koa';
-import { AppError, ERROR_CATALOGUE, type Logger } from '../../shared/index.js';
-
-/**
- * Errors that say a dependency cannot be reached rather than that something is broken:
- * connections refused or dropped, Knex finding no free connection in time, PostgreSQL
- * shutting down or out of connections, SQLite still locked after its retries.
- */
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  '57P01', // admin_shutdown
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now
-  '53300', // too_many_connections
-  'SQLITE_BUSY',
-]);
-
-export function isDependencyUnavailable(err: unknown): boolean {
-  const { name, code } = (err ?? {}) as { name?: string; code?: unknown };
-  return name === 'KnexTimeoutError' || (typeof code === 'string' && UNAVAILABLE_CODES.has(code));
-}
+import { AppError, ERROR_CATALOGUE, isDependencyUnavailable, type Logger } from '../../shared/index.js';
 
 /** Every error, unknown routes included, leaves as `{error: {code, message, details?}, request_id}`. */
 export function errorHandler(logger: Logger): Middleware {

@@ -3,6 +3,7 @@ import {
   AppError,
   Coalescer,
   enqueueProcessing,
+  isRefusedByDatabase,
   isTerminal,
   type Database,
   type IdempotentRequest,
@@ -65,14 +66,19 @@ export function createRecordsService({ db, queue, logger, onCreated, shutdown }:
     if (outcome.replayed) throw new Error('replay without an idempotency key');
     return outcome;
   };
-  const singleInserts = new Coalescer<NewRecord, Inserted>(async (items) => {
-    const { records, queueings } = await insertAll(items);
-    const queueingOf = new Map(queueings.map((q) => [q.recordId, q]));
-    return records.map((record) => {
-      const queueing = queueingOf.get(record.id);
-      return { records: [record], queueings: queueing ? [queueing] : [] };
-    });
-  });
+  // a create the database refuses fails its own request only. Any other error fails the whole
+  // group: a lost connection may have committed it, and writing its items again would store them twice
+  const singleInserts = new Coalescer<NewRecord, Inserted>(
+    async (items) => {
+      const { records, queueings } = await insertAll(items);
+      const queueingOf = new Map(queueings.map((q) => [q.recordId, q]));
+      return records.map((record) => {
+        const queueing = queueingOf.get(record.id);
+        return { records: [record], queueings: queueing ? [queueing] : [] };
+      });
+    },
+    { failsWholeGroup: (err) => !isRefusedByDatabase(err) },
+  );
   const singleEnqueues = new Coalescer<ProcessJobData, boolean>(async (jobs) => {
     const added = await enqueueProcessing(queue, jobs, logger);
     return jobs.map(() => added);

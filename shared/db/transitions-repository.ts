@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { storableErrorText } from '../error-text.js';
 import type { JsonObject, Transition } from '../records.js';
 import { guardFor, type RecordStatus, type TerminalStatus } from '../state-machine.js';
 import { COUNTED_COLUMNS, countRetry, countTransitions, type CountedRecord } from './report-counters.js';
@@ -119,6 +120,7 @@ export class TransitionsRepository {
     for (const t of transitions) if (!firsts.has(t.recordId)) firsts.set(t.recordId, t);
     const group = [...firsts.values()];
     if (group.length === 0) return [];
+    const errors = group.map((t) => (t.error == null ? null : storableErrorText(t.error)));
     const now = Date.now();
     // one guarded UPDATE for the whole group (UPDATE … FROM a VALUES list, both engines),
     // RETURNING the ids whose guard matched. The status guard is written `status || ''` so
@@ -126,12 +128,12 @@ export class TransitionsRepository {
     // record through the status index instead, for every group (measured: 436 µs per record
     // in groups of 100 with 10,000 pending).
     const values = group.map(() => '(?, CAST(? AS INTEGER), ?, ?, ?, CAST(? AS INTEGER))').join(', ');
-    const bindings = group.flatMap((t) => [
+    const bindings = group.flatMap((t, i) => [
       t.recordId,
       t.seq,
       t.to,
       t.result ? JSON.stringify(t.result) : null,
-      t.error ?? null,
+      errors[i] ?? null,
       t.attempt,
     ]);
     const sql = `WITH outcome (rid, seq, status, result, error, attempts) AS (VALUES ${values})
@@ -145,9 +147,11 @@ export class TransitionsRepository {
         // the rows whose guard matched, with what the report counters need
         const changed = rowsOf<CountedRecord>(await trx.raw(sql, [...bindings, now, now, PROCESSING_FROM]));
         const matched = new Set(changed.map((r) => r.id));
-        const history = group
-          .filter((t) => matched.has(t.recordId))
-          .map((t) => [t.recordId, PROCESSING_FROM, t.to, now, t.attempt, t.error ?? null, t.requestId, t.jobId]);
+        const history = group.flatMap((t, i) =>
+          matched.has(t.recordId)
+            ? [[t.recordId, PROCESSING_FROM, t.to, now, t.attempt, errors[i] ?? null, t.requestId, t.jobId]]
+            : [],
+        );
         await insertRows(trx, 'record_transitions', HISTORY_COLUMNS, history);
         await countTransitions(trx, changed);
         return transitions.map((t) => matched.has(t.recordId) && firsts.get(t.recordId) === t);
@@ -160,7 +164,7 @@ export class TransitionsRepository {
     await retryWhileBusy(() =>
       this.knex('records')
         .where({ id: recordId, status: PROCESSING_FROM, queue_seq: seq })
-        .update({ attempts: attempt, error, updated_at: Date.now() }),
+        .update({ attempts: attempt, error: storableErrorText(error), updated_at: Date.now() }),
     );
   }
 
