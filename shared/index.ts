@@ -15,3 +15,5 @@ export * from './coalescer.js';
 export * from './failure-kinds.js';
 export * from './error-text.js';
 export * from './canonical-json.js';
+export * from './standard-webhooks.js';
+export * from './http-post.js';
