@@ -181,6 +181,9 @@ async function plainSummary(knex: Knex, f: RecordFilters) {
     summary: {
       totals,
       by_category: [...byCategory.values()].sort((a, b) => (a.category < b.category ? -1 : 1)),
+      // fewer categories here than a summary lists
+      category_count: byCategory.size,
+      categories_omitted: 0,
       latency_ms: { p50: at(50), p95: at(95), p99: at(99) },
     },
     histogram,
