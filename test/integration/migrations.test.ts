@@ -134,12 +134,12 @@ describe('migration 003 counts the records it finds', function () {
         source: `s${i % 3}`,
         category: `c${i % 4}`,
         payload: '{}',
-        // every fifth terminal without processed_at, as only a hand-edited row can be
         status: i % 7 === 0 ? 'pending' : i % 2 ? 'processed' : 'failed',
         attempts: 1,
         queue_seq: 1,
         created_at: created,
         updated_at: created,
+        // some terminal ones without processed_at, as only a hand-edited row can be
         processed_at: i % 7 === 0 || i % 5 === 0 ? null : created + ms,
       };
     });
