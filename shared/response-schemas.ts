@@ -1,4 +1,5 @@
 import Joi from 'joi';
+import { MAX_SUMMARY_CATEGORIES } from './db/reports-repository.js';
 import { ERROR_CATALOGUE, type ErrorCode } from './errors.js';
 import { RECORD_STATUSES } from './state-machine.js';
 
@@ -90,7 +91,14 @@ export const summarySchema = Joi.object(
     totals: Joi.object(allRequired({ all: count, ...statusCounts })),
     by_category: Joi.array()
       .items(Joi.object(allRequired({ category: Joi.string(), count, ...statusCounts })))
-      .description('sorted by category'),
+      .max(MAX_SUMMARY_CATEGORIES)
+      .description(
+        `the categories with a matching record, sorted by category (byte order of UTF-8): the first ${MAX_SUMMARY_CATEGORIES} at most`,
+      ),
+    category_count: count.description('how many categories have a matching record, listed or not'),
+    categories_omitted: count.description(
+      'categories left out of by_category by its limit (category_count − its length); filter on category to see one',
+    ),
     latency_ms: Joi.object(
       allRequired({
         p50: latency,

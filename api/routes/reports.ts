@@ -43,18 +43,21 @@ export function registerReportsRoutes(router: Router, { db }: AppDeps): void {
   router.get('/reports/timeseries', async (ctx) => {
     const q = validate<TimeseriesQuery>(timeseriesQuerySchema, ctx.query, 'query');
     const filters = { status: q.status, category: q.category, source: q.source };
-    const range = await db.reports.seriesRange({ ...filters, from: q.date_from, through: q.date_to }, q.bucket);
-    const buckets = range ? (range.to - range.from) / BUCKET_MS[q.bucket] : 0;
-    if (buckets > MAX_SERIES_BUCKETS[q.bucket]) {
-      throw new AppError('VALIDATION_ERROR', undefined, [
-        {
-          field: 'query',
-          message: `the range holds ${buckets} ${q.bucket} buckets, at most ${MAX_SERIES_BUCKETS[q.bucket]} are allowed: narrow date_from/date_to or use a larger bucket`,
-          type: 'series.too_long',
-        },
-      ]);
-    }
-    const series = range ? await db.reports.timeseries(filters, q.bucket, range) : [];
+    // the range and the series from one snapshot, so a record written meanwhile is in both or in neither
+    const series = await db.reports.inSnapshot(async (reports) => {
+      const range = await reports.seriesRange({ ...filters, from: q.date_from, through: q.date_to }, q.bucket);
+      const buckets = range ? (range.to - range.from) / BUCKET_MS[q.bucket] : 0;
+      if (buckets > MAX_SERIES_BUCKETS[q.bucket]) {
+        throw new AppError('VALIDATION_ERROR', undefined, [
+          {
+            field: 'query',
+            message: `the range holds ${buckets} ${q.bucket} buckets, at most ${MAX_SERIES_BUCKETS[q.bucket]} are allowed: narrow date_from/date_to or use a larger bucket`,
+            type: 'series.too_long',
+          },
+        ]);
+      }
+      return range ? reports.timeseries(filters, q.bucket, range) : [];
+    });
     ctx.body = { generated_at: new Date().toISOString(), bucket: q.bucket, filters: describeFilters(q), series };
   });
 }

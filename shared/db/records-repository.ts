@@ -6,7 +6,6 @@ import type { IdempotencyRepository, IdempotentRequest, StoredResponse } from '.
 import { toRecord, type RecordRow } from './record-rows.js';
 import { readListPage, sortKeyOf, type ListPosition, type ListQuery } from './records-listing.js';
 import { countInsertedRecords } from './report-counters.js';
-import { ReportsRepository } from './reports-repository.js';
 import { insertRows, isUniqueViolation, iso, retryWhileBusy } from './sql.js';
 
 /** A record together with the queueing it is currently in (what a worker needs). */
@@ -144,7 +143,7 @@ export class RecordsRepository {
    * meanwhile neither repeat nor push others off a page) or at an offset.
    */
   async list(query: ListQuery): Promise<{ records: WorkflowRecord[]; total: number; next: ListPosition | null }> {
-    const { rows, total } = await readListPage(this.reader, new ReportsRepository(this.reader), query);
+    const { rows, total } = await readListPage(this.reader, query);
     const page = (rows as RecordRow[]).slice(0, query.limit);
     const last = page[page.length - 1];
     const next =

@@ -234,11 +234,19 @@ const REBUILD_PAGE = 10_000;
 /**
  * Recomputes every counter from the records, replaying each record's life (created, then
  * its terminal transition if it has one) through the same deltas the write paths use.
- * For a database whose counters were never kept (the migration that adds them) or were
- * bypassed by hand-written SQL. Holds a write transaction for the whole pass.
+ * For a database whose counters were bypassed by hand-written SQL. Writers wait for the
+ * whole pass (readers do not): a write landing between the reads of the records and the
+ * writes of the counters would be counted twice or not at all.
  */
 export async function rebuildReportCounts(knex: Knex): Promise<void> {
   await knex.transaction(async (trx) => {
+    if (trx.client.config.client === 'pg') {
+      // SHARE waits for the writers in flight and keeps new ones out until commit (reads
+      // go on); EXCLUSIVE on the counters conflicts with itself, so two rebuilds take turns
+      await trx.raw('LOCK TABLE records IN SHARE MODE');
+      await trx.raw('LOCK TABLE record_counts, outcome_counts IN EXCLUSIVE MODE');
+    }
+    // on SQLite the first statement takes the write lock, which excludes every other writer
     await trx('record_counts').delete();
     await trx('outcome_counts').delete();
     const deltas = new CountDeltas();

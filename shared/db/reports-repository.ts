@@ -8,6 +8,7 @@ import {
   type LatencyPercentiles,
 } from './latency-histogram.js';
 import { coverRange, type RangePiece } from './range-cover.js';
+import { readSnapshot } from './read-snapshot.js';
 import { BIN_COLUMNS, DAY_MS, HOUR_MS } from './report-counters.js';
 
 /** Which records a report or a listing counts; the created_at range is [from, to). */
@@ -29,6 +30,10 @@ export interface StatusCounts {
 export interface Summary {
   totals: StatusCounts;
   by_category: Array<{ category: string; count: number } & Omit<StatusCounts, 'all'>>;
+  /** categories with a matching record; by_category lists the first MAX_SUMMARY_CATEGORIES of them */
+  category_count: number;
+  /** category_count minus the entries of by_category */
+  categories_omitted: number;
   latency_ms: LatencyPercentiles;
 }
 
@@ -69,121 +74,154 @@ const bySign = (pieces: readonly RangePiece[], sign: 1 | -1) => pieces.filter((p
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 
-interface CategoryStatusCount {
-  category: string;
-  status: string;
-  n: number | string;
+/** The most categories one summary lists in `by_category`; the rest are counted in `category_count`. */
+export const MAX_SUMMARY_CATEGORIES = 1000;
+
+export interface Tally {
+  totals: StatusCounts;
+  /** the first `maxCategories` categories with a matching record, by category (byte order) */
+  byCategory: Summary['by_category'];
+  /** how many categories have a matching record */
+  categoryCount: number;
+  /** of the terminal records matched (empty when only pending records can match) */
+  histogram: LatencyHistogram;
 }
 
 /**
  * The reports, read from the counters (see report-counters.ts): a date range is counted as
  * whole days and hours from the counters plus at most half an hour of records at each end,
  * so a report's cost depends on the number of categories, sources and days in the range,
- * not on the number of records.
+ * not on the number of records. Each report reads one snapshot (readSnapshot), so its
+ * parts agree with each other whatever is written meanwhile.
  */
 export class ReportsRepository {
   constructor(private readonly knex: Knex) {}
 
-  /** How many records match (the listing's `total`). */
-  async count(f: RecordFilters): Promise<number> {
-    return (await this.countBy(null, f)).get('') ?? 0;
-  }
-
-  /** How many records match, per value of a field (under the key '' without a field). */
-  async countBy(field: 'status' | 'category' | 'source' | null, f: RecordFilters): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
-    const add = (rows: Array<{ v?: unknown; n: unknown }>, sign: number) => {
-      for (const row of rows) {
-        const key = field === null ? '' : String(row.v);
-        out.set(key, (out.get(key) ?? 0) + sign * num(row.n));
-      }
-    };
-    const perValue = (q: Builder) => (field === null ? q : q.select({ v: field }).groupBy(field));
-    const pieces = coverRange(f.from, f.to);
-    for (const sign of [1, -1] as const) {
-      const counted = bySign(pieces, sign).filter((p) => p.grain !== 'raw');
-      if (counted.length > 0) {
-        const q = whereCounterPieces(perValue(this.knex('record_counts').sum({ n: 'n' })), counted);
-        add((await whereRecordFilters(q, f)) as Array<{ v?: unknown; n: unknown }>, sign);
-      }
-      for (const p of bySign(pieces, sign).filter((x) => x.grain === 'raw')) {
-        const q = perValue(this.knex('records').count({ n: '*' }))
-          .where('created_at', '>=', p.from)
-          .andWhere('created_at', '<', p.to);
-        add((await whereRecordFilters(q, f)) as Array<{ v?: unknown; n: unknown }>, sign);
-      }
-    }
-    return out;
+  /** Runs `read` with this repository bound to one read snapshot. */
+  async inSnapshot<T>(read: (reports: ReportsRepository) => Promise<T>): Promise<T> {
+    if (this.knex.isTransaction) return read(this);
+    return readSnapshot(this.knex, (trx) => read(new ReportsRepository(trx)));
   }
 
   /**
-   * The matching records counted per category and status, and the latency histogram of
-   * the terminal ones (empty when only pending records can match).
+   * The matching records counted per `by` columns, as signed parts to add up: the counter
+   * rows of whole days and hours, and the records at the range's ends (see coverRange).
    */
-  async tally(f: RecordFilters): Promise<{ counts: Map<string, Map<string, number>>; histogram: LatencyHistogram }> {
+  private signedCounts(f: RecordFilters, by: ReadonlyArray<'category' | 'status'>): Builder {
+    const parts: Builder[] = [];
+    const group = (q: Builder) => (by.length > 0 ? q.select(...by).groupBy([...by]) : q);
     const pieces = coverRange(f.from, f.to);
-    const counts = new Map<string, Map<string, number>>();
-    const add = (rows: CategoryStatusCount[], sign: number) => {
-      for (const { category, status, n } of rows) {
-        const byStatus = counts.get(category) ?? new Map<string, number>();
-        byStatus.set(status, (byStatus.get(status) ?? 0) + sign * num(n));
-        counts.set(category, byStatus);
-      }
-    };
-    const histogram = emptyHistogram();
-    const wantsLatency = f.status === undefined || isTerminal(f.status);
-
     for (const sign of [1, -1] as const) {
       const counted = bySign(pieces, sign).filter((p) => p.grain !== 'raw');
       if (counted.length > 0) {
-        const q = this.knex('record_counts').select('category', 'status').sum({ n: 'n' }).groupBy('category', 'status');
-        add((await whereRecordFilters(whereCounterPieces(q, counted), f)) as CategoryStatusCount[], sign);
-        if (wantsLatency) {
-          const sums = BIN_COLUMNS.map((c) => this.knex.raw('SUM(??) AS ??', [c, c]));
-          const h = whereCounterPieces(this.knex('record_counts').select(sums), counted).whereIn(
-            'status',
-            TERMINAL_STATUSES,
-          );
-          const [row] = (await whereRecordFilters(h, f)) as Array<Record<string, unknown>>;
-          BIN_COLUMNS.forEach((c, bin) => (histogram[bin]! += sign * num(row?.[c])));
-        }
+        const q = group(this.knex('record_counts').select(this.knex.raw(`SUM(n) * ${sign} AS n`)));
+        parts.push(whereRecordFilters(whereCounterPieces(q, counted), f));
       }
       for (const p of bySign(pieces, sign).filter((x) => x.grain === 'raw')) {
-        const inRange = (q: Builder) =>
-          whereRecordFilters(q.where('created_at', '>=', p.from).andWhere('created_at', '<', p.to), f);
-        const q = this.knex('records').select('category', 'status').count({ n: '*' }).groupBy('category', 'status');
-        add((await inRange(q)) as CategoryStatusCount[], sign);
-        if (wantsLatency) {
-          const l = this.knex('records')
-            .select(this.knex.raw('processed_at - created_at AS ms'))
-            .whereIn('status', TERMINAL_STATUSES)
-            .whereNotNull('processed_at');
-          for (const { ms } of (await inRange(l)) as Array<{ ms: number | string }>) {
-            histogram[latencyBin(Number(ms))]! += sign;
-          }
+        const q = group(this.knex('records').select(this.knex.raw(`COUNT(*) * ${sign} AS n`)))
+          .where('created_at', '>=', p.from)
+          .andWhere('created_at', '<', p.to);
+        parts.push(whereRecordFilters(q, f));
+      }
+    }
+    // each part as a subquery: SQLite refuses parenthesised members of a UNION, and Knex
+    // would write a first member's GROUP BY after the UNION
+    const [first, ...rest] = parts.map((q, i) => this.knex.select('*').from(q.as(`p${i}`)));
+    return rest.length > 0 ? first!.unionAll(rest) : first!;
+  }
+
+  /** How many records match (the listing's `total`), in one statement. */
+  async count(f: RecordFilters): Promise<number> {
+    const row = (await this.knex.from(this.signedCounts(f, []).as('parts')).sum({ n: 'n' }).first()) as
+      { n: unknown } | undefined;
+    return num(row?.n);
+  }
+
+  /** The matching records counted by status and per category, and the latency histogram of the terminal ones. */
+  async tally(f: RecordFilters, maxCategories = MAX_SUMMARY_CATEGORIES): Promise<Tally> {
+    return this.inSnapshot((reports) => reports.readTally(f, maxCategories));
+  }
+
+  private async readTally(f: RecordFilters, maxCategories: number): Promise<Tally> {
+    const totals: StatusCounts = { all: 0, pending: 0, processed: 0, failed: 0 };
+    const byStatus = (await this.knex
+      .from(this.signedCounts(f, ['status']).as('parts'))
+      .select('status')
+      .sum({ n: 'n' })
+      .groupBy('status')) as Array<{ status: string; n: unknown }>;
+    for (const { status, n } of byStatus) {
+      if (!(RECORD_STATUSES as readonly string[]).includes(status)) continue;
+      totals[status as RecordStatus] += num(n);
+      totals.all += num(n);
+    }
+
+    const perStatus = (status: RecordStatus) =>
+      this.knex.raw('SUM(CASE WHEN status = ? THEN n ELSE 0 END) AS ??', [status, status]);
+    // byte order on PostgreSQL too, whatever the database's locale
+    const byCategoryOrder = this.knex.client.config.client === 'pg' ? 'category COLLATE "C"' : 'category';
+    const categories = (await this.knex
+      .from(this.signedCounts(f, ['category', 'status']).as('parts'))
+      .select('category', this.knex.raw('SUM(n) AS count'), ...RECORD_STATUSES.map(perStatus))
+      .select(this.knex.raw('COUNT(*) OVER () AS category_count'))
+      .groupBy('category')
+      .havingRaw('SUM(n) > 0')
+      .orderByRaw(byCategoryOrder)
+      .limit(maxCategories)) as Array<Record<string, unknown> & { category: string }>;
+    const byCategory = categories.map((row) => ({
+      category: row.category,
+      count: num(row.count),
+      pending: num(row.pending),
+      processed: num(row.processed),
+      failed: num(row.failed),
+    }));
+    const categoryCount = categories.length > 0 ? num(categories[0]!.category_count) : 0;
+    return { totals, byCategory, categoryCount, histogram: await this.histogram(f) };
+  }
+
+  /** The latency histogram of the matching terminal records (empty when only pending records can match). */
+  private async histogram(f: RecordFilters): Promise<LatencyHistogram> {
+    const histogram = emptyHistogram();
+    if (f.status !== undefined && !isTerminal(f.status)) return histogram;
+    const pieces = coverRange(f.from, f.to);
+    for (const sign of [1, -1] as const) {
+      const counted = bySign(pieces, sign).filter((p) => p.grain !== 'raw');
+      if (counted.length > 0) {
+        const sums = BIN_COLUMNS.map((c) => this.knex.raw('SUM(??) AS ??', [c, c]));
+        const h = whereCounterPieces(this.knex('record_counts').select(sums), counted).whereIn(
+          'status',
+          TERMINAL_STATUSES,
+        );
+        const [row] = (await whereRecordFilters(h, f)) as Array<Record<string, unknown>>;
+        BIN_COLUMNS.forEach((c, bin) => (histogram[bin]! += sign * num(row?.[c])));
+      }
+      for (const p of bySign(pieces, sign).filter((x) => x.grain === 'raw')) {
+        const l = this.knex('records')
+          .select(this.knex.raw('processed_at - created_at AS ms'))
+          .whereIn('status', TERMINAL_STATUSES)
+          .whereNotNull('processed_at')
+          .where('created_at', '>=', p.from)
+          .andWhere('created_at', '<', p.to);
+        for (const { ms } of (await whereRecordFilters(l, f)) as Array<{ ms: number | string }>) {
+          histogram[latencyBin(Number(ms))]! += sign;
         }
       }
     }
-    return { counts, histogram };
+    return histogram;
   }
 
+  /**
+   * Totals by status, the first MAX_SUMMARY_CATEGORIES categories by name with how many
+   * match in all, and the latency percentiles, from one snapshot.
+   */
   async summary(f: RecordFilters): Promise<Summary> {
-    const { counts, histogram } = await this.tally(f);
-    const totals: StatusCounts = { all: 0, pending: 0, processed: 0, failed: 0 };
-    const byCategory: Summary['by_category'] = [];
-    for (const [category, byStatus] of counts) {
-      const entry = { category, count: 0, pending: 0, processed: 0, failed: 0 };
-      for (const status of RECORD_STATUSES) {
-        const n = byStatus.get(status) ?? 0;
-        entry[status] += n;
-        entry.count += n;
-        totals[status] += n;
-        totals.all += n;
-      }
-      if (entry.count > 0) byCategory.push(entry);
-    }
-    byCategory.sort((a, b) => (a.category < b.category ? -1 : 1));
-    return { totals, by_category: byCategory, latency_ms: latencyPercentiles(histogram) };
+    const { totals, byCategory, categoryCount, histogram } = await this.tally(f);
+    return {
+      totals,
+      by_category: byCategory,
+      category_count: categoryCount,
+      categories_omitted: categoryCount - byCategory.length,
+      latency_ms: latencyPercentiles(histogram),
+    };
   }
 
   /**
@@ -192,6 +230,13 @@ export class ReportsRepository {
    * outcome; null when there is nothing to show.
    */
   async seriesRange(
+    f: Omit<RecordFilters, 'from' | 'to'> & { from?: number; through?: number },
+    bucket: SeriesBucket,
+  ): Promise<{ from: number; to: number } | null> {
+    return this.inSnapshot((reports) => reports.readSeriesRange(f, bucket));
+  }
+
+  private async readSeriesRange(
     f: Omit<RecordFilters, 'from' | 'to'> & { from?: number; through?: number },
     bucket: SeriesBucket,
   ): Promise<{ from: number; to: number } | null> {
@@ -230,6 +275,14 @@ export class ReportsRepository {
    * the counters, minutes from the records (the caller bounds how many).
    */
   async timeseries(
+    f: Omit<RecordFilters, 'from' | 'to'>,
+    bucket: SeriesBucket,
+    range: { from: number; to: number },
+  ): Promise<SeriesPoint[]> {
+    return this.inSnapshot((reports) => reports.readTimeseries(f, bucket, range));
+  }
+
+  private async readTimeseries(
     f: Omit<RecordFilters, 'from' | 'to'>,
     bucket: SeriesBucket,
     range: { from: number; to: number },

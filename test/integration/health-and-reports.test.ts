@@ -1,6 +1,7 @@
 import { expect } from 'chai';
-import { rebuildReportCounts } from '../../shared/index.js';
+import { MAX_SUMMARY_CATEGORIES, rebuildReportCounts } from '../../shared/index.js';
 import { createHarness, type Harness } from '../helpers/harness.js';
+import { DocumentedResponses } from '../helpers/openapi.js';
 
 describe('health, version and the summary report', () => {
   let h: Harness;
@@ -72,6 +73,7 @@ describe('health, version and the summary report', () => {
         { category: 'a', count: 3, pending: 1, processed: 1, failed: 1 },
         { category: 'b', count: 2, pending: 0, processed: 2, failed: 0 },
       ]);
+      expect(res.body).to.include({ category_count: 2, categories_omitted: 0 });
       expect(res.body.filters).to.deep.equal({});
       expect(Date.parse(res.body.generated_at)).to.be.closeTo(Date.now(), 5000);
     });
@@ -95,6 +97,41 @@ describe('health, version and the summary report', () => {
         date_from: '2026-01-02T00:00:00.000Z',
         date_to: '2026-01-03T23:59:59.999Z',
       });
+    });
+
+    it('lists the first 1,000 categories by name, and says how many there are in all', async () => {
+      // three more categories than a summary lists, one record each, in another order than their names'
+      const names = Array.from(
+        { length: MAX_SUMMARY_CATEGORIES + 3 },
+        (_, i) => `k${String((i * 7919) % 1003).padStart(4, '0')}`,
+      );
+      const out = await h.db.records.insertRecords(
+        names.map((category) => ({ input: { category, source: 's', payload: {} }, process: false, requestId: null })),
+      );
+      expect(out.replayed).to.equal(false);
+      const res = await h.http.get('/reports/summary').expect(200);
+      const docs = new DocumentedResponses((await h.http.get('/openapi.json').expect(200)).body);
+      expect(docs.problem('GET', '/reports/summary', res)).to.equal(null);
+      const all = ['a', 'b', ...names].sort();
+      expect(res.body.by_category.map((c: { category: string }) => c.category)).to.deep.equal(
+        all.slice(0, MAX_SUMMARY_CATEGORIES),
+      );
+      expect(res.body).to.include({
+        category_count: all.length,
+        categories_omitted: all.length - MAX_SUMMARY_CATEGORIES,
+      });
+      // the totals count every category, listed or not
+      expect(res.body.totals).to.deep.equal({
+        all: 5 + names.length,
+        pending: 1 + names.length,
+        processed: 3,
+        failed: 1,
+      });
+      // one left out is there when asked for by name
+      const last = all[all.length - 1]!;
+      const one = (await h.http.get('/reports/summary').query({ category: last }).expect(200)).body;
+      expect(one).to.include({ category_count: 1, categories_omitted: 0 });
+      expect(one.by_category).to.deep.equal([{ category: last, count: 1, pending: 1, processed: 0, failed: 0 }]);
     });
 
     for (const [what, query] of [

@@ -1,5 +1,61 @@
 import type { Knex } from 'knex';
-import { BIN_COLUMNS, KEY_COLUMNS, rebuildReportCounts } from '../report-counters.js';
+
+// The counters as they were defined when this migration was written, frozen here: a
+// migration must build the same tables and rows whatever report-counters.ts becomes.
+const KEY_COLUMNS = ['grain', 't', 'category', 'source', 'status'] as const;
+const LATENCY_BINS = 130;
+const BIN_COLUMNS = Array.from({ length: LATENCY_BINS }, (_, i) => `b${i}`);
+const TERMINAL = "('processed', 'failed')";
+const GRAIN_MS = { hour: 3_600_000, day: 86_400_000 } as const;
+
+// the smallest latency (whole ms) of each bin: bin 0 below 1 ms, bin i in 1‥128 from
+// 2^((i-1)/4) ms, bin 129 from 2^32 ms; bins holding no whole ms share the next one's
+const LOWEST = Array.from({ length: LATENCY_BINS }, (_, i) =>
+  i === 0 ? -Infinity : i === LATENCY_BINS - 1 ? 2 ** 32 : Math.ceil(2 ** ((i - 1) / 4)),
+);
+
+/** The latency bin of the SQL expression `ms`: a binary search for the last bin whose lowest value is ≤ ms. */
+function binOf(ms: string, lo = 0, hi = LATENCY_BINS - 1): string {
+  if (lo === hi) return String(lo);
+  const mid = (lo + hi + 1) >> 1;
+  return `CASE WHEN ${ms} >= ${LOWEST[mid]} THEN ${binOf(ms, mid, hi)} ELSE ${binOf(ms, lo, mid - 1)} END`;
+}
+
+/** The start of the bucket holding the SQL expression `ms` (0 for the all-time grain). */
+function bucketOf(grain: 'hour' | 'day' | 'all', ms: string): string {
+  if (grain === 'all') return '0';
+  const size = GRAIN_MS[grain];
+  return `${ms} - (((${ms} % ${size}) + ${size}) % ${size})`;
+}
+
+/**
+ * Counts the records already stored, as the write paths would have: every record by its
+ * created_at bucket with the latency bin of the terminal ones, and every terminal record
+ * with a processed_at by that bucket.
+ */
+async function countExistingRecords(knex: Knex): Promise<void> {
+  const latency = `CASE WHEN status IN ${TERMINAL} AND processed_at IS NOT NULL THEN ${binOf('(processed_at - created_at)')} END`;
+  const bins = BIN_COLUMNS.map((_, bin) => `SUM(CASE WHEN bin = ${bin} THEN 1 END)`).join(', ');
+  for (const grain of ['hour', 'day', 'all'] as const) {
+    const t = bucketOf(grain, 'created_at');
+    await knex.raw(
+      `INSERT INTO record_counts (${KEY_COLUMNS.join(', ')}, n, ${BIN_COLUMNS.join(', ')})
+       SELECT '${grain}', t, category, source, status, COUNT(*), ${bins}
+       FROM (SELECT ${t} AS t, category, source, status, ${latency} AS bin FROM records) counted
+       GROUP BY t, category, source, status`,
+    );
+  }
+  for (const grain of ['hour', 'day'] as const) {
+    const t = bucketOf(grain, 'processed_at');
+    await knex.raw(
+      `INSERT INTO outcome_counts (${KEY_COLUMNS.join(', ')}, n)
+       SELECT '${grain}', t, category, source, status, COUNT(*)
+       FROM (SELECT ${t} AS t, category, source, status FROM records
+             WHERE status IN ${TERMINAL} AND processed_at IS NOT NULL) counted
+       GROUP BY t, category, source, status`,
+    );
+  }
+}
 
 function counterTable(knex: Knex, name: string, withLatency: boolean) {
   return knex.schema.createTable(name, (t) => {
@@ -40,7 +96,7 @@ export async function up(knex: Knex): Promise<void> {
   });
   await counterTable(knex, 'record_counts', true);
   await counterTable(knex, 'outcome_counts', false);
-  await rebuildReportCounts(knex);
+  await countExistingRecords(knex);
 }
 
 export async function down(knex: Knex): Promise<void> {
