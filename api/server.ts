@@ -8,7 +8,7 @@ import {
   exitOnSignals,
   loadConfigOrExit,
   readVersionInfo,
-  warnUnlessNoEviction,
+  warnUnlessAofAndNoEviction,
 } from '../shared/index.js';
 import { createApp } from './app.js';
 
@@ -27,7 +27,7 @@ const queue = createProcessingQueue(redis, {
   maxAttempts: config.maxAttempts,
   retryBackoffMs: config.retryBackoffMs,
 });
-void warnUnlessNoEviction(redis, logger);
+void warnUnlessAofAndNoEviction(redis, logger);
 const shutdown = new AbortController();
 const app = createApp({
   config,

@@ -46,22 +46,32 @@ export function createRedisConnection(url: string, role: ConnectionRole, logger:
   return connection;
 }
 
-/** BullMQ loses jobs when Redis evicts keys: say so at start when the policy allows it. */
-export async function warnUnlessNoEviction(connection: Redis, logger: Logger): Promise<void> {
+/**
+ * BullMQ loses jobs when Redis evicts keys, and a restart without AOF loses the ones
+ * queued since the last snapshot (the reconciler queues them again, late): say so at start.
+ */
+export async function warnUnlessAofAndNoEviction(connection: Redis, logger: Logger): Promise<void> {
   try {
     if (connection.status !== 'ready') {
       await withTimeout(new Promise((resolve) => connection.once('ready', resolve)), 5000, 'Redis not ready');
     }
     const [, policy] = (await connection.config('GET', 'maxmemory-policy')) as [string, string];
+    const [, appendonly] = (await connection.config('GET', 'appendonly')) as [string, string];
     if (policy !== 'noeviction') {
       logger.warn(
         { maxmemory_policy: policy },
         'Redis maxmemory-policy is not noeviction: jobs can be lost under memory pressure',
       );
     }
+    if (appendonly !== 'yes') {
+      logger.warn(
+        { appendonly },
+        'Redis runs without AOF (appendonly no): a Redis restart loses queued jobs until the reconciler queues them again',
+      );
+    }
   } catch (err) {
     // managed Redis often disables CONFIG; nothing to check then
-    logger.debug({ err: { message: (err as Error).message } }, 'cannot read Redis maxmemory-policy');
+    logger.debug({ err: { message: (err as Error).message } }, 'cannot read Redis persistence settings');
   }
 }
 

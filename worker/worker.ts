@@ -4,7 +4,7 @@ import {
   createProcessingQueue,
   Coalescer,
   QUEUE_NAME,
-  warnUnlessNoEviction,
+  warnUnlessAofAndNoEviction,
   type Config,
   type Database,
   type Logger,
@@ -67,7 +67,7 @@ export function createRecordsWorker({ config, logger, db, connection, processors
       logger.error({ job_id: job.id, err: { message: err.message } }, 'job failed after its last attempt');
     }
   });
-  void warnUnlessNoEviction(connection, logger);
+  void warnUnlessAofAndNoEviction(connection, logger);
 
   const queue = createProcessingQueue(connection, {
     prefix: config.queuePrefix,
