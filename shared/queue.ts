@@ -47,6 +47,30 @@ export function createRedisConnection(url: string, role: ConnectionRole, logger:
 }
 
 /**
+ * Closes a connection without waiting on a Redis that is away: quit() lets pending commands
+ * finish first, but on a connection that is not ready it waits for Redis to come back
+ * (forever on the worker role's offline queue), so that one is dropped instead, as is
+ * any connection still quitting when `deadline` aborts.
+ */
+export async function closeRedisConnection(connection: Redis, deadline?: AbortSignal): Promise<void> {
+  if (connection.status === 'end') return;
+  if (connection.status !== 'ready' || deadline?.aborted) {
+    connection.disconnect();
+    return;
+  }
+  const drop = () => connection.disconnect();
+  deadline?.addEventListener('abort', drop, { once: true });
+  try {
+    await connection.quit();
+  } catch {
+    // it went away while quitting: nothing left to close
+    connection.disconnect();
+  } finally {
+    deadline?.removeEventListener('abort', drop);
+  }
+}
+
+/**
  * BullMQ loses jobs when Redis evicts keys, and a restart without AOF loses the ones
  * queued since the last snapshot (the reconciler queues them again, late): say so at start.
  */
