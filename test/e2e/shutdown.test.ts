@@ -1,5 +1,10 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import { startProcess } from '../helpers/processes.js';
+import { freePort } from '../helpers/redis-server.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -80,6 +85,50 @@ describe('e2e: shutdown', function () {
       const took = Date.now() - started;
       expect(code).to.equal(1);
       expect(took).to.be.within(1400, 1500 + 1500);
+    });
+  });
+
+  describe('.env', () => {
+    let stack: Stack | undefined;
+    let dir: string | undefined;
+    afterEach(async () => {
+      await stack?.stop();
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+      stack = dir = undefined;
+    });
+
+    it('npm run api and npm run worker read ./.env; a variable set in the environment wins over it', async () => {
+      stack = await startStack({ workers: 0 });
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dotenv-'));
+      const port = await freePort();
+      const metricsPort = await freePort();
+      fs.writeFileSync(
+        path.join(dir, '.env'),
+        [
+          `PORT=${port}`,
+          `METRICS_PORT=${metricsPort}`,
+          'GIT_COMMIT=from-dotenv',
+          'NODE_ENV=from-dotenv',
+          // the stack's own values come from the environment, as they would in a shell
+          'REDIS_URL=redis://127.0.0.1:1',
+          '',
+        ].join('\n'),
+      );
+      const env = Object.fromEntries(
+        Object.entries(stack.env).filter(([name]) => name !== 'PORT' && name !== 'METRICS_PORT'),
+      );
+      const api = startProcess('api', { ...env, NODE_ENV: 'from-environment' }, [], { cwd: dir, envFile: true });
+      const worker = startProcess('worker', env, [], { cwd: dir, envFile: true });
+      try {
+        await api.waitForOutput('api listening');
+        await worker.waitForOutput('worker started');
+        const version = (await (await fetch(`http://127.0.0.1:${port}/version`)).json()) as Record<string, string>;
+        expect(version).to.include({ commit: 'from-dotenv', environment: 'from-environment' });
+        expect((await fetch(`http://127.0.0.1:${port}/health`)).status).to.equal(200);
+        expect((await fetch(`http://127.0.0.1:${metricsPort}/health/live`)).status).to.equal(200);
+      } finally {
+        await Promise.all([api.stop('SIGKILL'), worker.stop('SIGKILL')]);
+      }
     });
   });
 });
