@@ -9,8 +9,6 @@ export interface Config {
   /** most connections one process opens to PostgreSQL (SQLite always uses one) */
   readonly databasePoolMax: number;
   readonly redisUrl: string;
-  /** false when REDIS_URL was not given and the default applies (npm start may then run its own redis-server) */
-  readonly redisUrlGiven: boolean;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   readonly apiKeys: readonly string[];
   readonly workerConcurrency: number;
@@ -116,7 +114,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: value.DATABASE_URL,
     databasePoolMax: value.DATABASE_POOL_MAX,
     redisUrl: value.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    redisUrlGiven: value.REDIS_URL !== undefined,
     logLevel: value.LOG_LEVEL,
     apiKeys: Object.freeze(keys),
     workerConcurrency: value.WORKER_CONCURRENCY,
