@@ -1,6 +1,7 @@
 import http from 'node:http';
 import {
   closeInOrder,
+  closeRedisConnection,
   createDatabase,
   createLogger,
   createProcessingQueue,
@@ -8,7 +9,7 @@ import {
   exitOnSignals,
   loadConfigOrExit,
   readVersionInfo,
-  warnUnlessNoEviction,
+  warnUnlessAofAndNoEviction,
 } from '../shared/index.js';
 import { createApp } from './app.js';
 
@@ -27,7 +28,7 @@ const queue = createProcessingQueue(redis, {
   maxAttempts: config.maxAttempts,
   retryBackoffMs: config.retryBackoffMs,
 });
-void warnUnlessNoEviction(redis, logger);
+void warnUnlessAofAndNoEviction(redis, logger);
 const shutdown = new AbortController();
 const app = createApp({
   config,
@@ -38,26 +39,47 @@ const app = createApp({
   version: readVersionInfo(config.gitCommit),
   shutdown: shutdown.signal,
 });
-const server = http.createServer(app.callback());
+const handle = app.callback();
+// once shutdown begins, every response closes its connection, so keep-alive clients do not
+// hold server.close() open until their idle timeout: those not yet started say so in a
+// header, and a connection is dropped as soon as its response ends
+const unanswered = new Set<http.ServerResponse>();
+const server = http.createServer((req, res) => {
+  if (shutdown.signal.aborted) res.setHeader('connection', 'close');
+  unanswered.add(res);
+  res.once('close', () => {
+    unanswered.delete(res);
+    if (shutdown.signal.aborted) server.closeIdleConnections();
+  });
+  void handle(req, res);
+});
 
 const close = closeInOrder(
   [
-    // clients waiting on `Prefer: wait` get their 202 now, not at the end of their wait
-    { name: 'waits', run: () => shutdown.abort() },
+    {
+      // clients waiting on `Prefer: wait` get their 202 now, not at the end of their wait
+      name: 'waits',
+      run: () => {
+        for (const res of unanswered) if (!res.headersSent) res.setHeader('connection', 'close');
+        shutdown.abort();
+      },
+    },
     {
       name: 'http',
-      run: () =>
+      run: (deadline) =>
         new Promise<void>((resolve) => {
           // stop accepting; in-flight requests finish, idle keep-alive sockets are dropped
           server.close(() => resolve());
           server.closeIdleConnections();
+          deadline.addEventListener('abort', () => server.closeAllConnections(), { once: true });
         }),
     },
     { name: 'queue', run: () => queue.close() },
-    { name: 'redis', run: () => redis.quit() },
+    { name: 'redis', run: (deadline) => closeRedisConnection(redis, deadline) },
     { name: 'database', run: () => db.close() },
   ],
   logger,
+  { timeoutMs: config.shutdownTimeoutMs },
 );
 exitOnSignals(close, logger);
 

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import { parseEnv } from 'node:util';
 import Joi from 'joi';
 
 export interface Config {
@@ -7,8 +9,6 @@ export interface Config {
   /** most connections one process opens to PostgreSQL (SQLite always uses one) */
   readonly databasePoolMax: number;
   readonly redisUrl: string;
-  /** false when REDIS_URL was not given and the default applies (npm start may then run its own redis-server) */
-  readonly redisUrlGiven: boolean;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   readonly apiKeys: readonly string[];
   readonly workerConcurrency: number;
@@ -114,7 +114,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: value.DATABASE_URL,
     databasePoolMax: value.DATABASE_POOL_MAX,
     redisUrl: value.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    redisUrlGiven: value.REDIS_URL !== undefined,
     logLevel: value.LOG_LEVEL,
     apiKeys: Object.freeze(keys),
     workerConcurrency: value.WORKER_CONCURRENCY,
@@ -135,9 +134,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   });
 }
 
-/** For entry points: load the config or exit non-zero naming the bad variable. */
+/** The dotenv file the entry points read, relative to the working directory. */
+const DOTENV_FILE = '.env';
+
+/**
+ * Adds a dotenv file's variables to `env`, except those already in it, even empty: the
+ * environment wins (`FOO= npm start` unsets a FOO the file gives). False when there is no file.
+ */
+export function applyEnvFile(env: NodeJS.ProcessEnv, file: string): boolean {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new ConfigError(file, `cannot read ${file}: ${(err as Error).message}`);
+  }
+  for (const [name, value] of Object.entries(parseEnv(text))) {
+    if (!(name in env) && value !== undefined) env[name] = value;
+  }
+  return true;
+}
+
+/**
+ * For entry points: ./.env under the environment (into process.env, as dotenv does, so the
+ * processes npm start launches see the same values), then the config; or exit non-zero
+ * naming the bad variable.
+ */
 export function loadConfigOrExit(): Config {
   try {
+    applyEnvFile(process.env, DOTENV_FILE);
     return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -46,22 +46,56 @@ export function createRedisConnection(url: string, role: ConnectionRole, logger:
   return connection;
 }
 
-/** BullMQ loses jobs when Redis evicts keys: say so at start when the policy allows it. */
-export async function warnUnlessNoEviction(connection: Redis, logger: Logger): Promise<void> {
+/**
+ * Closes a connection without waiting on a Redis that is away: quit() lets pending commands
+ * finish first, but on a connection that is not ready it waits for Redis to come back
+ * (forever on the worker role's offline queue), so that one is dropped instead, as is
+ * any connection still quitting when `deadline` aborts.
+ */
+export async function closeRedisConnection(connection: Redis, deadline?: AbortSignal): Promise<void> {
+  if (connection.status === 'end') return;
+  if (connection.status !== 'ready' || deadline?.aborted) {
+    connection.disconnect();
+    return;
+  }
+  const drop = () => connection.disconnect();
+  deadline?.addEventListener('abort', drop, { once: true });
+  try {
+    await connection.quit();
+  } catch {
+    // it went away while quitting: nothing left to close
+    connection.disconnect();
+  } finally {
+    deadline?.removeEventListener('abort', drop);
+  }
+}
+
+/**
+ * BullMQ loses jobs when Redis evicts keys, and a restart without AOF loses the ones
+ * queued since the last snapshot (the reconciler queues them again, late): say so at start.
+ */
+export async function warnUnlessAofAndNoEviction(connection: Redis, logger: Logger): Promise<void> {
   try {
     if (connection.status !== 'ready') {
       await withTimeout(new Promise((resolve) => connection.once('ready', resolve)), 5000, 'Redis not ready');
     }
     const [, policy] = (await connection.config('GET', 'maxmemory-policy')) as [string, string];
+    const [, appendonly] = (await connection.config('GET', 'appendonly')) as [string, string];
     if (policy !== 'noeviction') {
       logger.warn(
         { maxmemory_policy: policy },
         'Redis maxmemory-policy is not noeviction: jobs can be lost under memory pressure',
       );
     }
+    if (appendonly !== 'yes') {
+      logger.warn(
+        { appendonly },
+        'Redis runs without AOF (appendonly no): a Redis restart loses queued jobs until the reconciler queues them again',
+      );
+    }
   } catch (err) {
     // managed Redis often disables CONFIG; nothing to check then
-    logger.debug({ err: { message: (err as Error).message } }, 'cannot read Redis maxmemory-policy');
+    logger.debug({ err: { message: (err as Error).message } }, 'cannot read Redis persistence settings');
   }
 }
 

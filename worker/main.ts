@@ -1,5 +1,6 @@
 import {
   closeInOrder,
+  closeRedisConnection,
   createDatabase,
   createLogger,
   createRedisConnection,
@@ -23,12 +24,13 @@ const metricsStarting = startMetricsServer(
 exitOnSignals(
   closeInOrder(
     [
-      { name: 'worker', run: () => records.close() },
+      { name: 'worker', run: (deadline) => records.close(deadline) },
       { name: 'metrics', run: async () => (await metricsStarting).close() },
-      { name: 'redis', run: () => connection.quit() },
+      { name: 'redis', run: (deadline) => closeRedisConnection(connection, deadline) },
       { name: 'database', run: () => db.close() },
     ],
     logger,
+    { timeoutMs: config.shutdownTimeoutMs },
   ),
   logger,
 );

@@ -5,7 +5,8 @@ import {
   Coalescer,
   isDependencyUnavailable,
   QUEUE_NAME,
-  warnUnlessNoEviction,
+  untilAborted,
+  warnUnlessAofAndNoEviction,
   type Config,
   type Database,
   type Logger,
@@ -31,8 +32,12 @@ export interface RecordsWorker {
   reconciler: Reconciler;
   /** this worker's own metrics registry; main.ts serves it on METRICS_PORT */
   metrics: WorkerMetrics;
-  /** Stops taking jobs and waits for the active ones, at most SHUTDOWN_TIMEOUT_MS. Safe to call twice. */
-  close(): Promise<void>;
+  /**
+   * Stops taking jobs and waits for the active ones until `deadline` aborts (by default
+   * SHUTDOWN_TIMEOUT_MS from now); jobs still running then are left to their locks, which
+   * lapse so another worker takes them, as after a crash. Safe to call twice.
+   */
+  close(deadline?: AbortSignal): Promise<void>;
 }
 
 export function createRecordsWorker({ config, logger, db, connection, processors }: WorkerDeps): RecordsWorker {
@@ -74,7 +79,7 @@ export function createRecordsWorker({ config, logger, db, connection, processors
       logger.error({ job_id: job.id, err: { message: err.message } }, 'job failed after its last attempt');
     }
   });
-  void warnUnlessNoEviction(connection, logger);
+  void warnUnlessAofAndNoEviction(connection, logger);
 
   const queue = createProcessingQueue(connection, {
     prefix: config.queuePrefix,
@@ -92,20 +97,24 @@ export function createRecordsWorker({ config, logger, db, connection, processors
   });
 
   let closing: Promise<void> | undefined;
-  const close = () => {
+  const close = (deadline: AbortSignal = AbortSignal.timeout(config.shutdownTimeoutMs)) => {
     closing ??= (async () => {
-      await reconciler.stop();
-      let timer: NodeJS.Timeout | undefined;
-      const forced = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
-      });
-      const outcome = await Promise.race([worker.close(), forced]);
-      clearTimeout(timer);
-      if (outcome === 'timeout') {
-        logger.warn({ timeout_ms: config.shutdownTimeoutMs }, 'jobs still active at shutdown timeout; closing anyway');
-        await worker.close(true);
+      // with Redis away a graceful close waits for it to return, so force it: a job cut off
+      // is taken again once its lock lapses, and the status guard keeps an outcome it committed
+      const redisAway = connection.status !== 'ready';
+      const stopping = reconciler.stop();
+      // a reconcile pass waiting on Redis must not hold the close
+      if (!redisAway) await untilAborted(stopping, deadline);
+      // worker.close(true) after worker.close() would return the same promise: choose once
+      const workerClosed = await untilAborted(worker.close(redisAway), deadline);
+      if (!workerClosed) {
+        logger.warn(
+          { timeout_ms: config.shutdownTimeoutMs, redis: connection.status },
+          'jobs still active at the shutdown deadline: left to their locks; another worker takes them',
+        );
+        return;
       }
-      await queue.close();
+      await untilAborted(queue.close(), deadline);
     })();
     return closing;
   };

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CONFIG_VARIABLES } from '../../shared/config.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ENTRIES = { api: 'dist/api/server.js', worker: 'dist/worker/main.js', start: 'dist/bin/start.js' } as const;
@@ -33,18 +34,34 @@ export function childBaseEnv(): Record<string, string> {
   return base;
 }
 
+export interface StartOptions {
+  /** working directory (default: the repository root, as `npm run` has) */
+  cwd?: string;
+  /**
+   * Let a `.env` in `cwd` fill in the variables `env` leaves out. Off by default: every
+   * configuration variable `env` does not give is then passed empty, which the entry points
+   * read as unset and which a file cannot override, so a developer's own .env changes nothing.
+   */
+  envFile?: boolean;
+  /** in a process group of its own, as a shell runs a foreground job: `process.kill(-pid, 'SIGINT')` is then Ctrl-C */
+  detached?: boolean;
+}
+
 /** Starts a built entry point (`npm test` builds first) as a real process, as `npm run api|worker` would. */
 export function startProcess(
   kind: keyof typeof ENTRIES,
   env: Record<string, string>,
   nodeArgs: string[] = [],
+  { cwd = root, envFile = false, detached = false }: StartOptions = {},
 ): ServiceProcess {
   const entry = path.join(root, ENTRIES[kind]);
   if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: run npm run build (npm test does)`);
+  const unset = envFile ? {} : Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, '']));
   const child = spawn(process.execPath, [...nodeArgs, entry], {
-    cwd: root,
-    env: { ...childBaseEnv(), LOG_LEVEL: 'info', ...env },
+    cwd,
+    env: { ...childBaseEnv(), ...unset, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
   });
   let out = '';
   let err = '';

@@ -41,8 +41,8 @@ async function waitForPing(url: string, timeoutMs: number): Promise<void> {
   }
 }
 
-/** A throwaway redis-server on a free port that keeps nothing on disk. */
-export async function startRedisServer(): Promise<RedisServer> {
+/** A throwaway redis-server on a free port that keeps nothing on disk (`args` are added to its command line). */
+export async function startRedisServer(args: string[] = []): Promise<RedisServer> {
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
@@ -61,6 +61,7 @@ export async function startRedisServer(): Promise<RedisServer> {
         'no',
         '--maxmemory-policy',
         'noeviction',
+        ...args,
       ],
       { stdio: 'ignore' },
     );

@@ -1,7 +1,10 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
 import type { Processor } from '../../worker/processors/index.js';
 import { Redis } from 'ioredis';
-import { jobIdFor, warnUnlessNoEviction } from '../../shared/index.js';
+import { jobIdFor, warnUnlessAofAndNoEviction } from '../../shared/index.js';
 import { createHarness, type Harness } from '../helpers/harness.js';
 import { startRedisServer } from '../helpers/redis-server.js';
 
@@ -175,20 +178,57 @@ describe('guarantees', () => {
     });
   });
 
-  it('warns at start when Redis may evict keys (maxmemory-policy is not noeviction)', async () => {
-    const redis = await startRedisServer();
+  it('warns at start when Redis may lose jobs: maxmemory-policy is not noeviction, or AOF is off', async () => {
+    const redis = await startRedisServer(); // --appendonly no
     const admin = new Redis(redis.url);
     try {
       await admin.config('SET', 'maxmemory-policy', 'allkeys-lru');
       h = await createHarness({ env: { REDIS_URL: redis.url } });
-      await warnUnlessNoEviction(admin, h.logger);
+      await warnUnlessAofAndNoEviction(admin, h.logger);
       const warning = h.logs.find((l) => l.msg.includes('maxmemory-policy is not noeviction'));
-      expect(warning).to.include({ maxmemory_policy: 'allkeys-lru' });
+      expect(warning).to.include({ maxmemory_policy: 'allkeys-lru', level: 40 });
+      const aof = h.logs.find((l) => l.msg.includes('without AOF'));
+      expect(aof).to.include({ appendonly: 'no', level: 40 });
+    } finally {
+      admin.disconnect();
+      await h.close();
+      h = undefined as unknown as Harness;
+      await redis.stop();
+    }
+  });
 
-      await admin.config('SET', 'maxmemory-policy', 'noeviction');
-      const before = h.logs.length;
-      await warnUnlessNoEviction(admin, h.logger);
-      expect(h.logs.slice(before).filter((l) => l.msg.includes('maxmemory-policy'))).to.deep.equal([]);
+  it('says nothing at start when Redis has AOF and noeviction', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-aof-'));
+    const redis = await startRedisServer(['--appendonly', 'yes', '--dir', dir]);
+    const admin = new Redis(redis.url);
+    try {
+      h = await createHarness({ env: { REDIS_URL: redis.url } });
+      await warnUnlessAofAndNoEviction(admin, h.logger);
+      expect(h.logs.filter((l) => /AOF|maxmemory|persistence/.test(l.msg))).to.deep.equal([]);
+    } finally {
+      admin.disconnect();
+      await h.close();
+      h = undefined as unknown as Harness;
+      await redis.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says nothing above debug about persistence when Redis refuses CONFIG (as managed Redis often does)', async () => {
+    const redis = await startRedisServer();
+    const admin = new Redis(redis.url);
+    try {
+      h = await createHarness({ env: { REDIS_URL: redis.url } });
+      // a user without the CONFIG command, as a managed Redis gives
+      await admin.call('ACL', 'SETUSER', 'app', 'on', 'nopass', '~*', '&*', '+@all', '-config');
+      const app = new Redis(redis.url, { username: 'app' });
+      try {
+        await warnUnlessAofAndNoEviction(app, h.logger);
+      } finally {
+        app.disconnect();
+      }
+      expect(h.logs.filter((l) => /AOF|maxmemory/.test(l.msg))).to.deep.equal([]);
+      expect(h.logs.find((l) => l.msg === 'cannot read Redis persistence settings')).to.include({ level: 20 });
     } finally {
       admin.disconnect();
       await h.close();
