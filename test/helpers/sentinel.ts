@@ -27,6 +27,13 @@ export interface SentinelGroup {
   primary(): Promise<RedisNode>;
   /** Waits until the sentinels name a primary other than `previous` and it answers as one; returns it. */
   waitForNewPrimary(previous: RedisNode, timeoutMs: number): Promise<RedisNode>;
+  /**
+   * Makes the replica miss the primary's writes for `ms`: it sleeps (DEBUG SLEEP, a little
+   * longer than `ms`) and the primary drops its link, so what is written meanwhile reaches
+   * the primary only; resolves after `ms`. A failover then promotes a replica without those
+   * writes, as one whose link lagged would be.
+   */
+  stallReplica(ms: number): Promise<void>;
   /** Waits until `node` runs as a replica of the current primary, fully synced. */
   waitForReplica(node: RedisNode, timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
@@ -105,6 +112,9 @@ export async function startSentinelGroup(opts: SentinelGroupOptions = {}): Promi
     'noeviction',
     '--dir',
     dir,
+    // DEBUG SLEEP, from loopback only: stallReplica() makes a replica fall behind with it
+    '--enable-debug-command',
+    'local',
     // a replica that (re)joins is synced from memory, without a file on disk in between
     '--repl-diskless-sync',
     'yes',
@@ -152,6 +162,23 @@ export async function startSentinelGroup(opts: SentinelGroupOptions = {}): Promi
         if (Date.now() > deadline) throw new Error(`no new primary after ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 25));
       }
+    },
+    async stallReplica(ms) {
+      const primary = await group.primary();
+      const replica = nodes.find((n) => n !== primary)!;
+      const sleeper = new Redis({
+        port: replica.port,
+        host: '127.0.0.1',
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
+      sleeper.on('error', () => undefined);
+      await sleeper.ping();
+      const sleeping = sleeper.call('DEBUG', 'SLEEP', String((ms + 500) / 1000)).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 20));
+      await ask(primary.port, (c) => c.call('CLIENT', 'KILL', 'TYPE', 'replica'));
+      await new Promise((r) => setTimeout(r, ms));
+      void sleeping.finally(() => sleeper.disconnect());
     },
     async waitForReplica(node, timeoutMs) {
       const deadline = Date.now() + timeoutMs;
