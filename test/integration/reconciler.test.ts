@@ -173,6 +173,7 @@ describe('reconciler', () => {
         await age();
         const r = await reconciler();
         expect(await r.reconcileLostJobs()).to.equal(0); // the first pass also audits: nothing is known yet
+        await admin().del(lockKey()); // as when the next interval comes
         let requeued = -1;
         counts.push(await countQueries(h.db, async () => (requeued = await r.reconcileLostJobs())));
         expect(requeued).to.equal(0);
@@ -182,7 +183,7 @@ describe('reconciler', () => {
         h = undefined;
       }
       expect(counts[1]).to.equal(counts[0]);
-      expect(counts[0]).to.be.at.most(5);
+      expect(counts[0]).to.be.within(2, 5); // the pass ran: at least the scan and the pruning
     });
 
     it('adds again an intent committed without a job, counts it once and confirms it', async () => {
@@ -368,6 +369,7 @@ describe('reconciler', () => {
         await sleep(2 * ttl);
       } finally {
         await trx.commit();
+        await passing?.catch(() => undefined); // the pass ends before the test cleans up
       }
       expect(await passing).to.equal(0);
       expect(await redisAdmin.get(lockKey())).to.equal('another-process');
