@@ -105,7 +105,8 @@ const position = (text: string | undefined): IntentPosition | null =>
  *   cursor kept between passes: it repairs, eventually, a loss no signal revealed (a key
  *   deleted by hand, a failover that kept the state but lost later writes). It reaches
  *   every queueing in (outstanding queueings / walkPerPass) passes, at a constant cost
- *   per pass (two pages by default).
+ *   per pass (two pages by default). Every worker runs a pass per interval, so N workers
+ *   walk N times as fast.
  *
  * A job found missing, or finished while its record is still pending in that queueing
  * (read again after Redis, so a job that just finished is not taken for lost), is added

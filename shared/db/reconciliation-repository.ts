@@ -87,21 +87,28 @@ export class ReconciliationRepository {
   }
 
   /**
-   * Records that these queueings' jobs were added to Redis: one statement per
-   * 1,000. Guarded by id, queueing number and status, so a confirmation that arrives
-   * after its queueing ended (or after the next one started) changes nothing.
+   * Records that these queueings' jobs were added to Redis: one statement per queueing
+   * number among them (a group of new records is one) and 1,000 records. Guarded by id,
+   * queueing number and status, so a confirmation that arrives after its queueing ended
+   * (or after the next one started) changes nothing.
    */
   async confirmEnqueued(queueings: readonly Queueing[], at = Date.now()): Promise<void> {
-    for (let i = 0; i < queueings.length; i += CONFIRM_CHUNK) {
-      const chunk = queueings.slice(i, i + CONFIRM_CHUNK);
-      const values = chunk.map(() => '(?, CAST(? AS INTEGER))').join(', ');
-      // `status || ''` makes SQLite find each row by id (see applyTransitions)
-      const sql = `WITH added (rid, seq) AS (VALUES ${values})
-        UPDATE records SET enqueued_at = ?
-        FROM added
-        WHERE records.id = added.rid AND records.queue_seq = added.seq AND records.status || '' = ?`;
-      const bindings = [...chunk.flatMap((q) => [q.recordId, q.seq]), at, PROCESSABLE_STATUS];
-      await retryWhileBusy(() => this.knex.raw(sql, bindings));
+    const idsBySeq = new Map<number, string[]>();
+    for (const q of queueings) {
+      const ids = idsBySeq.get(q.seq);
+      if (ids) ids.push(q.recordId);
+      else idsBySeq.set(q.seq, [q.recordId]);
+    }
+    for (const [seq, ids] of idsBySeq) {
+      for (let i = 0; i < ids.length; i += CONFIRM_CHUNK) {
+        // an IN list on the primary key: SQLite finds each row by id (joined to a VALUES list
+        // of a few hundred rows, its planner scans the whole table instead). `status || ''`
+        // keeps it off the status index, as in applyTransitions
+        const chunk = ids.slice(i, i + CONFIRM_CHUNK);
+        const sql = `UPDATE records SET enqueued_at = ?
+          WHERE id IN (${chunk.map(() => '?').join(', ')}) AND queue_seq = ? AND status || '' = ?`;
+        await retryWhileBusy(() => this.knex.raw(sql, [at, ...chunk, seq, PROCESSABLE_STATUS]));
+      }
     }
   }
 
