@@ -7,7 +7,8 @@ import type { Knex } from 'knex';
  * so its cost follows what is outstanding, not the size of the table:
  * - records_unconfirmed_idx: intents whose job was never confirmed (normally a handful);
  * - records_queued_idx: every outstanding queueing, in the order the audit walks them.
- * They replace records_status_queued_idx, which held every record.
+ * They replace records_status_queued_idx, which held every record. Records queued before
+ * this migration start unconfirmed: the reconciler checks each one once and confirms it.
  */
 const UNCONFIRMED = 'records_unconfirmed_idx';
 const QUEUED = 'records_queued_idx';
