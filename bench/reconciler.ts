@@ -11,6 +11,12 @@
  * so commands run by Lua scripts count too). PostgreSQL's own CPU time is not read. Prints
  * the medians as a table and writes bench/reconciler-results.json.
  *
+ * The records are seeded as the service leaves them once their jobs are added (enqueued_at
+ * set). A reconciler that finds no state of its own in Redis first audits every queued
+ * record, a bounded number per pass: those passes run first, until the audit says it
+ * finished, and are reported apart (the audit's cost per pass and per page of 500); the
+ * --passes steady passes come after.
+ *
  * It starts its own redis-server; each size gets a fresh database: a temp SQLite file, or
  * with --database-url a fresh schema in that PostgreSQL database, dropped at the end. It
  * reaches the code only through startReconciler and the shared database and queue
@@ -22,12 +28,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Queue } from 'bullmq';
+import bunyan from 'bunyan';
 import knexFactory from 'knex';
 import { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
 import {
   createDatabase,
-  createLogger,
   createProcessingQueue,
   createRedisConnection,
   jobIdFor,
@@ -108,6 +114,7 @@ const RECORD_COLUMNS = [
   'queue_seq',
   'queued_at',
   'queued_request_id',
+  'enqueued_at',
   'created_at',
   'updated_at',
 ];
@@ -127,7 +134,8 @@ async function seedRecords(db: Database, ids: readonly string[]): Promise<void> 
         const bindings: Array<string | number | null> = [];
         for (let r = i; r < i + rows; r++) {
           const payload = JSON.stringify({ priority: r % 6 });
-          bindings.push(ids[r]!, `s${r % 4}`, `c${r % 8}`, payload, 'pending', 1, queuedAt, null, queuedAt, queuedAt);
+          const row = [ids[r]!, `s${r % 4}`, `c${r % 8}`, payload, 'pending', 1, queuedAt, null, queuedAt];
+          bindings.push(...row, queuedAt, queuedAt);
         }
         await trx.raw(
           `INSERT INTO records (${RECORD_COLUMNS.join(',')}) VALUES ${new Array(rows).fill(placeholders).join(',')}`,
@@ -206,10 +214,34 @@ interface SizeResult {
   redisUsedMemoryMb: number;
   passes: Pass[];
   median: Omit<Pass, 'redisByCommand'>;
+  /** the first passes, until the audit of every queued record finished */
+  audit: { passes: Pass[]; totalMs: number; median: Omit<Pass, 'redisByCommand'> };
 }
 
+const medianOf = (passes: Pass[]): Omit<Pass, 'redisByCommand'> => ({
+  ms: median(passes.map((p) => p.ms)),
+  sqlMs: median(passes.map((p) => p.sqlMs)),
+  sqlQueries: median(passes.map((p) => p.sqlQueries)),
+  sqlRows: median(passes.map((p) => p.sqlRows)),
+  benchCpuMs: median(passes.map((p) => p.benchCpuMs)),
+  redisCpuMs: median(passes.map((p) => p.redisCpuMs)),
+  redisCommands: median(passes.map((p) => p.redisCommands)),
+  requeued: median(passes.map((p) => p.requeued)),
+});
+
 async function measureSize(n: number, redisUrl: string, admin: Redis): Promise<SizeResult> {
-  const logger = createLogger('bench-reconciler', 'warn');
+  // kept in memory: the bench reads when the audit finished
+  const messages: string[] = [];
+  const logger = bunyan.createLogger({
+    name: 'bench-reconciler',
+    streams: [
+      {
+        type: 'raw',
+        level: 'info',
+        stream: { write: (rec: object) => void messages.push((rec as { msg: string }).msg) },
+      },
+    ],
+  });
   const target = await freshDatabase(args['database-url'], n);
   const db = createDatabase(target.url);
   const connection = createRedisConnection(redisUrl, 'worker', logger);
@@ -245,12 +277,15 @@ async function measureSize(n: number, redisUrl: string, admin: Redis): Promise<S
       });
       knex.on('query-error', (_err: unknown, q: KnexQuery) => sentAt.delete(q.__knexQueryUid));
     }
-    const reconciler = startReconciler({ records: db.records, queue, connection, logger, intervalMs: INTERVAL_MS });
+    const reconciler = startReconciler({ db, queue, connection, logger, intervalMs: INTERVAL_MS });
     const passes: Pass[] = [];
+    const auditPasses: Pass[] = [];
+    const auditFinished = () => messages.includes('audit of queued records finished');
     try {
-      for (let p = 0; p < PASSES; p++) {
-        // the current reconciler holds its lock for a whole interval and never releases it,
-        // so a second pass within the interval would find it taken and do nothing
+      for (let p = 0; !auditFinished() || p < auditPasses.length + PASSES; p++) {
+        if (p > n / 100 + 10) throw new Error('the audit did not finish');
+        const phase = auditFinished() ? passes : auditPasses;
+        // a reconciler that never released its lock would otherwise find it taken
         await admin.del(`${queue.qualifiedName}:reconcile-lock`);
         sql.queries = 0;
         sql.rows = 0;
@@ -269,7 +304,7 @@ async function measureSize(n: number, redisUrl: string, admin: Redis): Promise<S
         }
         const redisCpuMs = after.cpuMs - before.cpuMs;
         const redisCommands = Object.values(redisByCommand).reduce((s, c) => s + c, 0);
-        passes.push({
+        phase.push({
           ms,
           sqlMs: sql.ms,
           sqlQueries: sql.queries,
@@ -281,7 +316,7 @@ async function measureSize(n: number, redisUrl: string, admin: Redis): Promise<S
           requeued,
         });
         console.error(
-          `${label(n)} pass ${p + 1}: ${ms.toFixed(0)} ms (${sql.ms.toFixed(0)} in SQL), ${sql.queries} queries, ${sql.rows} rows, ` +
+          `${label(n)} ${phase === auditPasses ? 'audit ' : ''}pass ${p + 1}: ${ms.toFixed(0)} ms (${sql.ms.toFixed(0)} in SQL), ${sql.queries} queries, ${sql.rows} rows, ` +
             `CPU ${benchCpuMs.toFixed(0)} ms here + ${redisCpuMs.toFixed(0)} ms redis, ${redisCommands} redis commands ${JSON.stringify(redisByCommand)}, requeued ${requeued}`,
         );
       }
@@ -294,15 +329,11 @@ async function measureSize(n: number, redisUrl: string, admin: Redis): Promise<S
       seedJobsMs,
       redisUsedMemoryMb: usedMemory / 2 ** 20,
       passes,
-      median: {
-        ms: median(passes.map((p) => p.ms)),
-        sqlMs: median(passes.map((p) => p.sqlMs)),
-        sqlQueries: median(passes.map((p) => p.sqlQueries)),
-        sqlRows: median(passes.map((p) => p.sqlRows)),
-        benchCpuMs: median(passes.map((p) => p.benchCpuMs)),
-        redisCpuMs: median(passes.map((p) => p.redisCpuMs)),
-        redisCommands: median(passes.map((p) => p.redisCommands)),
-        requeued: median(passes.map((p) => p.requeued)),
+      median: medianOf(passes),
+      audit: {
+        passes: auditPasses,
+        totalMs: auditPasses.reduce((sum, p) => sum + p.ms, 0),
+        median: medianOf(auditPasses),
       },
     };
   } finally {
@@ -354,6 +385,37 @@ console.log(`\nreconciler pass, median of ${PASSES}; ${machine.trim()}, Node ${p
 console.log(line(header));
 console.log(line(widths.map((w) => '-'.repeat(w))));
 for (const r of rows) console.log(line(r));
+
+// the audit, per pass and per page of 500 (the passes that read a full budget)
+const auditHeader = [
+  'records',
+  'audit passes',
+  'audit s',
+  'ms per pass',
+  'SQL queries',
+  'rows read',
+  'Redis commands',
+  'ms per 500',
+];
+const auditRows = results.map(({ size, audit }) => {
+  const pages = audit.median.sqlRows / 500;
+  return [
+    label(size),
+    String(audit.passes.length),
+    (audit.totalMs / 1000).toFixed(1),
+    audit.median.ms.toFixed(0),
+    String(audit.median.sqlQueries),
+    String(audit.median.sqlRows),
+    String(audit.median.redisCommands),
+    pages > 0 ? (audit.median.ms / pages).toFixed(1) : '—',
+  ];
+});
+const auditWidths = auditHeader.map((h, i) => Math.max(h.length, ...auditRows.map((r) => r[i]!.length)));
+const auditLine = (cells: string[]) => `| ${cells.map((c, i) => c.padStart(auditWidths[i]!)).join(' | ')} |`;
+console.log('\naudit of every queued record (the first passes), median per pass\n');
+console.log(auditLine(auditHeader));
+console.log(auditLine(auditWidths.map((w) => '-'.repeat(w))));
+for (const r of auditRows) console.log(auditLine(r));
 fs.writeFileSync(
   path.join(here, 'reconciler-results.json'),
   `${JSON.stringify({ date: new Date().toISOString(), machine: machine.trim(), node: process.version, database, passes: PASSES, results }, null, 2)}\n`,
