@@ -215,7 +215,9 @@ export function startReconciler({
       }
       lost.push({ recordId: intent.recordId, seq: intent.seq, requestId: intent.requestId });
     }
-    if (lost.length > 0 && !(await enqueuer.enqueue(lost))) throw new Error('enqueue failed');
+    if (lost.length === 0) return 0;
+    if (!(await enqueuer.enqueue(lost))) throw new Error('enqueue failed');
+    await enqueuer.flush(); // confirmed within this turn, so the next pass does not look at them again
     return lost.length;
   }
 
