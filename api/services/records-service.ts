@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import {
   AppError,
   Coalescer,
-  enqueueProcessing,
+  createEnqueuer,
   isRefusedByDatabase,
   isTerminal,
   type Database,
@@ -79,14 +79,8 @@ export function createRecordsService({ db, queue, logger, onCreated, shutdown }:
     },
     { failsWholeGroup: (err) => !isRefusedByDatabase(err) },
   );
-  const singleEnqueues = new Coalescer<ProcessJobData, boolean>(async (jobs) => {
-    const added = await enqueueProcessing(queue, jobs, logger);
-    return jobs.map(() => added);
-  });
-  const enqueue = async (jobs: ProcessJobData[]): Promise<void> => {
-    if (jobs.length === 1) await singleEnqueues.submit(jobs[0]!);
-    else await enqueueProcessing(queue, jobs, logger);
-  };
+  // adds each queueing's job after commit and confirms it; single creates share one addBulk
+  const enqueuer = createEnqueuer({ queue, confirmations: db.reconciliation, logger });
 
   // a wait ends at shutdown: the client gets the 202 it would get once its wait ran out
   const released = new Promise<void>((resolve) => {
@@ -137,7 +131,7 @@ export function createRecordsService({ db, queue, logger, onCreated, shutdown }:
         inserted = items.length === 1 ? await singleInserts.submit(items[0]!) : await insertAll(items);
       }
       onCreated?.(inserted.records.length);
-      await enqueue(inserted.queueings.map((q) => ({ ...q, requestId })));
+      await enqueuer.enqueue(inserted.queueings.map((q) => ({ ...q, requestId })));
       return { response: respond(inserted.records), replayed: false };
     },
 
@@ -147,7 +141,7 @@ export function createRecordsService({ db, queue, logger, onCreated, shutdown }:
         if (claim.reason === 'not_found') throw new AppError('RECORD_NOT_FOUND');
         throw new AppError(claim.reason === 'already_queued' ? 'ALREADY_QUEUED' : 'ALREADY_PROCESSED');
       }
-      await enqueue([{ recordId: id, seq: claim.seq, requestId }]);
+      await enqueuer.enqueue([{ recordId: id, seq: claim.seq, requestId }]);
       const record = waitSeconds > 0 ? await waitForTerminal(id, waitSeconds) : await db.records.findById(id);
       if (!record) throw new AppError('RECORD_NOT_FOUND');
       return { record, finished: isTerminal(record.status) };
@@ -156,7 +150,7 @@ export function createRecordsService({ db, queue, logger, onCreated, shutdown }:
     async retry(id, requestId) {
       const outcome = await db.transitions.retry(id, requestId);
       if (!outcome.retried) throw new AppError(outcome.reason === 'not_found' ? 'RECORD_NOT_FOUND' : 'NOT_FAILED');
-      await enqueue([{ recordId: id, seq: outcome.seq, requestId }]);
+      await enqueuer.enqueue([{ recordId: id, seq: outcome.seq, requestId }]);
       return load(id);
     },
   };

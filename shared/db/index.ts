@@ -47,7 +47,7 @@ export function createDatabase(databaseUrl: string, opts: KnexOptions = {}): Dat
     records: new RecordsRepository(knex, reader, idempotency),
     transitions: new TransitionsRepository(knex, reader),
     idempotency,
-    reconciliation: new ReconciliationRepository(reader),
+    reconciliation: new ReconciliationRepository(knex, reader),
     // reports only read: on SQLite they use the reading connections
     reports: new ReportsRepository(reader),
     migrate: () => migrateLatest(knex),

@@ -3,6 +3,7 @@ import * as records from './migrations/001-records.js';
 import * as idempotency from './migrations/002-idempotency-and-intent.js';
 import * as reportCounters from './migrations/003-report-counters.js';
 import * as idempotencyScope from './migrations/004-idempotency-scope.js';
+import * as enqueueConfirmation from './migrations/005-enqueue-confirmation.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -16,6 +17,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['002-idempotency-and-intent', idempotency],
   ['003-report-counters', reportCounters],
   ['004-idempotency-scope', idempotencyScope],
+  ['005-enqueue-confirmation', enqueueConfirmation],
 ];
 
 const source: Knex.MigrationSource<string> = {

@@ -63,6 +63,7 @@ export class TransitionsRepository {
         .update({
           queue_seq: this.knex.raw('queue_seq + 1'),
           queued_at: now,
+          enqueued_at: null,
           queued_request_id: requestId,
           updated_at: now,
         })
@@ -86,6 +87,7 @@ export class TransitionsRepository {
             status: PROCESSING_FROM,
             queue_seq: trx.raw('queue_seq + 1'),
             queued_at: now,
+            enqueued_at: null,
             queued_request_id: requestId,
             attempts: 0,
             result: null,
@@ -138,7 +140,7 @@ export class TransitionsRepository {
     ]);
     const sql = `WITH outcome (rid, seq, status, result, error, attempts) AS (VALUES ${values})
       UPDATE records SET status = outcome.status, result = outcome.result, error = outcome.error,
-        attempts = outcome.attempts, queued_at = NULL, processed_at = ?, updated_at = ?
+        attempts = outcome.attempts, queued_at = NULL, enqueued_at = NULL, processed_at = ?, updated_at = ?
       FROM outcome
       WHERE records.id = outcome.rid AND records.status || '' = ? AND records.queue_seq = outcome.seq
       RETURNING ${COUNTED_COLUMNS.map((c) => `records.${c}`).join(', ')}`;
