@@ -4,8 +4,10 @@ import bunyan from 'bunyan';
 import { expect } from 'chai';
 import type { Redis } from 'ioredis';
 import { createProcessingQueue, createRedisConnection, type ProcessJobData } from '../../shared/index.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { testDatabaseUrl } from '../helpers/env.js';
-import type { RedisServer } from '../helpers/redis-server.js';
+import { startProcess } from '../helpers/processes.js';
+import { freePort, type RedisServer } from '../helpers/redis-server.js';
 import { startSentinelGroup, type RedisNode, type SentinelGroup } from '../helpers/sentinel.js';
 import { sampleBodies, startStack, type Stack } from '../helpers/stack.js';
 
@@ -228,5 +230,59 @@ describe(`e2e: Redis Sentinel failover under load (${engine})`, function () {
     const second = await failoverUnderLoad('failover back', RECORDS);
     expect(second.promoted).to.equal(first.victim);
     expect(await stack.counts()).to.deep.equal({ all: 2 * RECORDS, pending: 0, processed: 2 * RECORDS, failed: 0 });
+  });
+});
+
+describe('e2e: npm start with REDIS_URL=redis+sentinel://…', function () {
+  this.timeout(60_000);
+  let group: SentinelGroup | undefined;
+  let database: TestDatabase | undefined;
+  after(async () => {
+    await group?.stop();
+    await database?.drop();
+  });
+
+  it('starts the API and a worker on the primary the sentinels name, starts no redis-server, and stops on Ctrl-C', async () => {
+    group = await startSentinelGroup();
+    database = await createTestDatabase();
+    const port = await freePort();
+    const start = startProcess(
+      'start',
+      {
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        METRICS_PORT: String(await freePort()),
+        DATABASE_URL: database.url,
+        REDIS_URL: group.url,
+        QUEUE_PREFIX: `e2e-${randomUUID()}`,
+      },
+      [],
+      { detached: true },
+    );
+    try {
+      await start.waitForOutput('api listening', 30_000);
+      await start.waitForOutput('worker started', 30_000);
+      const created = await fetch(`http://127.0.0.1:${port}/records?process=true`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(sampleBodies(1)[0]),
+      });
+      const { id } = (await created.json()) as { id: string };
+      expect(created.status).to.equal(201);
+      const deadline = Date.now() + 15_000;
+      let status = 'pending';
+      while (status === 'pending' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        status = ((await (await fetch(`http://127.0.0.1:${port}/records/${id}`)).json()) as { status: string }).status;
+      }
+      expect(status).to.equal('processed');
+      expect(start.output()).to.not.include('started redis-server');
+      process.kill(-start.child.pid!, 'SIGINT');
+      expect(await Promise.race([start.closed, new Promise((r) => setTimeout(() => r('running'), 20_000))])).to.equal(
+        0,
+      );
+    } finally {
+      if (start.child.exitCode === null) process.kill(-start.child.pid!, 'SIGKILL');
+    }
   });
 });
