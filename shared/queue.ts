@@ -60,7 +60,8 @@ export function createRedisConnection(url: string, role: ConnectionRole, logger:
           // no failoverDetector: a +switch-master arriving while the connection is asking the
           // sentinels for the primary ends it for good (ioredis 5.11; seen in the failover test).
           // A primary the sentinels demote drops its clients itself, and a write that still meets
-          // a replica is answered READONLY, which reconnects (reconnectOnError above)
+          // a replica is answered READONLY, which reconnects (reconnectOnError above).
+
           // each reconnect asks the sentinels again; a primary host that vanished without a reset
           // (a container gone, a partition) must not hold that up for ioredis's default 10 s
           connectTimeout: 3000,

@@ -122,13 +122,3 @@ export function parseRedisUrl(url: string): RedisTarget {
   if (parsed.hostname === '') throw new RedisUrlError('names no host');
   return { mode: 'standalone', url };
 }
-
-/** The target for logs: hosts and names, never a password. */
-export function describeRedisTarget(target: RedisTarget): string {
-  if (target.mode === 'sentinel') {
-    const hosts = target.sentinels.map((s) => (net.isIPv6(s.host) ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`));
-    return `sentinel master "${target.name}" via ${hosts.join(',')}`;
-  }
-  const parsed = new URL(target.url);
-  return `${parsed.protocol}//${parsed.host}`;
-}

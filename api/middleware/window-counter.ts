@@ -34,9 +34,9 @@ export function createWindowCounter(redis: Redis, keyPrefix: string): WindowCoun
     const transaction = (connected ? Promise.resolve() : firstReady).then(() => build().exec());
     // a late failure after the timeout has nobody waiting for it
     transaction.catch(() => undefined);
-    const replies = await withTimeout(transaction, REDIS_TIMEOUT_MS, 'rate limit check timed out');
+    const replies = await withTimeout(transaction, REDIS_TIMEOUT_MS, 'Redis count timed out');
     const failed = replies?.find(([err]) => err);
-    if (!replies || failed) throw failed?.[0] ?? new Error('rate limit transaction aborted');
+    if (!replies || failed) throw failed?.[0] ?? new Error('Redis count aborted');
     return replies;
   }
 
