@@ -4,7 +4,7 @@
  * For each size: a fresh SQLite database in --dir, migrated, seeded with that many records
  * over three weeks (8 categories, 4 sources, skewed; 85% processed, 10% failed, 5% pending;
  * latencies log-normal around 1.5 s with a tail of hours), served by the Koa app on a local
- * port. Then every query type of issue 4 is timed through the real HTTP stack (keep-alive),
+ * port. Then every query type the reports answer is timed through the real HTTP stack (keep-alive),
  * one request at a time, in --rounds rounds that each visit every size in turn, so load that
  * drifts during the run falls on all sizes alike: p50 and p95 of --iterations requests per
  * query and size, after a warm-up pass.
@@ -259,7 +259,7 @@ async function deepCursor(base: string, query: string): Promise<string> {
   return cursor;
 }
 
-/** One pass over every query type of issue 4 against one size's server. */
+/** One pass over every query type against one size's server. */
 async function measureSize(base: string, iterations: number, samples: Samples, cursors: string[]): Promise<void> {
   const time = (name: string, query: string, n = iterations) => timeRequests(samples, name, base + query, n);
 
