@@ -3,6 +3,7 @@ import Koa from 'koa';
 import { queueBoard } from './admin/index.js';
 import { createApiMetrics, httpMetrics } from './metrics/index.js';
 import { apiKeyAuth } from './middleware/api-key.js';
+import { clientAddress } from './middleware/client-address.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { jsonBody } from './middleware/json-body.js';
 import { rateLimit } from './middleware/rate-limit.js';
@@ -55,10 +56,17 @@ export function createApp(deps: AppDeps): Koa {
   app.use(httpMetrics(routeDeps.metrics));
   app.use(securityHeaders());
   app.use(requestId());
+  // before the log and the limits, which all name the client by this address
+  app.use(clientAddress(config.trustProxy));
   app.use(requestLog(logger));
   app.use(errorHandler(logger));
   // who may write, and how often, is settled before a body is read
-  app.use(apiKeyAuth(config.apiKeys, logger, { protectedPrefixes: ['/admin'] }));
+  app.use(
+    apiKeyAuth(config.apiKeys, logger, {
+      protectedPrefixes: ['/admin'],
+      failedKeyLimit: { redis: deps.redis, perMinute: config.authFailuresPerMinute, keyPrefix: config.queuePrefix },
+    }),
+  );
   if (config.rateLimitPerMinute !== null) {
     app.use(
       rateLimit({ redis: deps.redis, perMinute: config.rateLimitPerMinute, keyPrefix: config.queuePrefix, logger }),

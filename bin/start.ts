@@ -113,6 +113,8 @@ function portAnswers(port: number, host: string): Promise<boolean> {
 
 /** Where a local redis-server may be started: a plain redis:// URL on a loopback address, without credentials. */
 function localRedisAddress(url: string): { host: string; port: number } | null {
+  // one plain server only: sentinels (a list of hosts, which URL cannot parse) are never started here
+  if (!/^redis:\/\//i.test(url)) return null;
   const parsed = new URL(url);
   const host = parsed.hostname.replace(/^\[|\]$/g, '');
   if (parsed.protocol !== 'redis:' || parsed.username || parsed.password) return null;

@@ -1,6 +1,14 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import { parseEnv } from 'node:util';
 import Joi from 'joi';
+import { parseRedisUrl, RedisUrlError, type RedisTarget } from './redis-url.js';
+
+/**
+ * Which peers may say who the client is in X-Forwarded-For: the nearest `hops` proxies
+ * (every request comes through them), or peers at these addresses and subnets.
+ */
+export type TrustProxy = { hops: number } | { addresses: readonly string[] };
 
 export interface Config {
   readonly port: number;
@@ -9,6 +17,12 @@ export interface Config {
   /** most connections one process opens to PostgreSQL (SQLite always uses one) */
   readonly databasePoolMax: number;
   readonly redisUrl: string;
+  /** REDIS_URL read: one server, or a master name and its sentinels */
+  readonly redis: RedisTarget;
+  /** null: the client is the socket's peer */
+  readonly trustProxy: TrustProxy | null;
+  /** presented keys that may fail per client address per minute before every key it presents is refused (0: no limit) */
+  readonly authFailuresPerMinute: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   readonly apiKeys: readonly string[];
   readonly workerConcurrency: number;
@@ -42,7 +56,15 @@ const schema = Joi.object({
     .default('sqlite:./data/workflow.db')
     .messages({ 'string.pattern.base': '"DATABASE_URL" must be sqlite:<path> or postgres://…' }),
   DATABASE_POOL_MAX: Joi.number().integer().min(1).max(1000).default(10),
-  REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
+  REDIS_URL: Joi.string().custom((value: string, helpers) => {
+    try {
+      parseRedisUrl(value);
+      return value;
+    } catch (err) {
+      if (err instanceof RedisUrlError) return helpers.message({ custom: `"REDIS_URL" ${err.message}` });
+      throw err;
+    }
+  }),
   LOG_LEVEL: Joi.string().valid('trace', 'debug', 'info', 'warn', 'error', 'fatal').default('info'),
   API_KEYS: Joi.string()
     .custom((value: string, helpers) => {
@@ -65,6 +87,15 @@ const schema = Joi.object({
   STALLED_INTERVAL_MS: Joi.number().integer().min(500).default(15000),
   METRICS_PORT: Joi.number().integer().min(0).max(65535).default(9464),
   RATE_LIMIT_PER_MINUTE: Joi.number().integer().min(1),
+  AUTH_FAILURES_PER_MINUTE: Joi.number().integer().min(0).default(20),
+  TRUST_PROXY: Joi.string().custom((value: string, helpers) => {
+    try {
+      parseTrustProxy(value);
+      return value;
+    } catch (err) {
+      return helpers.message({ custom: `"TRUST_PROXY" ${(err as Error).message}` });
+    }
+  }),
   QUEUE_PREFIX: Joi.string()
     .pattern(/^[^:\s]+$/)
     .default('bull'),
@@ -104,6 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const variable = String(error.details[0]?.path[0] ?? 'environment');
     throw new ConfigError(variable, `invalid ${variable}: ${error.details[0]?.message ?? error.message}`);
   }
+  const redisUrl: string = value.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const keys = String(value.API_KEYS ?? '')
     .split(',')
     .map((k: string) => k.trim())
@@ -113,7 +145,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: value.HOST,
     databaseUrl: value.DATABASE_URL,
     databasePoolMax: value.DATABASE_POOL_MAX,
-    redisUrl: value.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisUrl,
+    redis: parseRedisUrl(redisUrl),
+    trustProxy: value.TRUST_PROXY === undefined ? null : parseTrustProxy(value.TRUST_PROXY),
+    authFailuresPerMinute: value.AUTH_FAILURES_PER_MINUTE,
     logLevel: value.LOG_LEVEL,
     apiKeys: Object.freeze(keys),
     workerConcurrency: value.WORKER_CONCURRENCY,
@@ -132,6 +167,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     environment: value.NODE_ENV,
     gitCommit: value.GIT_COMMIT ?? null,
   });
+}
+
+const MAX_PROXY_HOPS = 16;
+
+/** TRUST_PROXY: `false`, a hop count, or comma-separated addresses and CIDR subnets (IPv4 or IPv6). */
+export function parseTrustProxy(text: string): TrustProxy | null {
+  const value = text.trim();
+  if (value === 'false' || value === '0') return null;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops > MAX_PROXY_HOPS) throw new Error(`must be a hop count of 1-${MAX_PROXY_HOPS} or proxy addresses`);
+    return Object.freeze({ hops });
+  }
+  const addresses = value
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  if (addresses.length === 0) throw new Error('must be a hop count or proxy addresses');
+  for (const entry of addresses) {
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = net.isIP(address);
+    const bits = family === 6 ? 128 : 32;
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+    if (family === 0 || !prefixOk || extra !== undefined) {
+      throw new Error(`must be a hop count or comma-separated IP addresses and subnets (a.b.c.d/n), not "${entry}"`);
+    }
+  }
+  return Object.freeze({ addresses: Object.freeze(addresses) });
 }
 
 /** The dotenv file the entry points read, relative to the working directory. */

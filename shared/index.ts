@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './queue.js';
+export * from './redis-url.js';
 export * from './enqueuer.js';
 export * from './records.js';
 export * from './state-machine.js';

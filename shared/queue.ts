@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from './logger.js';
+import { parseRedisUrl } from './redis-url.js';
 
 export const QUEUE_NAME = 'records';
 export const PROCESS_JOB = 'process-record';
@@ -23,27 +24,77 @@ export function jobIdFor(recordId: string, seq: number): string {
 export type ConnectionRole = 'producer' | 'worker';
 
 /**
- * An ioredis connection that reconnects forever with a capped delay.
+ * Redis answers a write with READONLY when the server it holds a connection to has just
+ * become a replica (a failover that did not close connections): drop the connection, so
+ * the next one goes to the primary the sentinels name, and send the command again there
+ * (it was refused, so it did nothing).
+ */
+const reconnectOnReadOnly = (err: Error): 2 | false => (err.message.startsWith('READONLY') ? 2 : false);
+
+/**
+ * An ioredis connection to the REDIS_URL's server, or to the primary its sentinels name,
+ * that reconnects forever with a capped delay. The one way every process connects, so
+ * every connection follows a failover.
  * Producers fail fast while Redis is away (the intent is in the database and the
  * reconciler enqueues it later); workers must wait, as BullMQ requires.
  */
 export function createRedisConnection(url: string, role: ConnectionRole, logger: Logger): Redis {
-  const connection = new Redis(url, {
+  const target = parseRedisUrl(url);
+  const common: RedisOptions = {
     maxRetriesPerRequest: role === 'worker' ? null : 1,
     enableOfflineQueue: role === 'worker',
     retryStrategy: (times) => Math.min(times * 100, 2000),
-  });
+    reconnectOnError: reconnectOnReadOnly,
+  };
+  const connection =
+    target.mode === 'sentinel'
+      ? new Redis({
+          ...common,
+          sentinels: target.sentinels,
+          name: target.name,
+          db: target.db,
+          username: target.username,
+          password: target.password,
+          sentinelUsername: target.sentinelUsername,
+          sentinelPassword: target.sentinelPassword,
+          // no failoverDetector: a +switch-master arriving while the connection is asking the
+          // sentinels for the primary ends it for good (ioredis 5.11; seen in the failover test).
+          // A primary the sentinels demote drops its clients itself, and a write that still meets
+          // a replica is answered READONLY, which reconnects (reconnectOnError above).
+
+          // each reconnect asks the sentinels again; a primary host that vanished without a reset
+          // (a container gone, a partition) must not hold that up for ioredis's default 10 s
+          connectTimeout: 3000,
+          sentinelCommandTimeout: 2000,
+          sentinelRetryStrategy: (times) => Math.min(times * 100, 1000),
+        })
+      : new Redis(target.url, common);
   let reported = false;
+  let primary: string | null = null;
   connection.on('error', (err: Error) => {
     // one line per outage, not one per reconnect attempt
     if (!reported) logger.warn({ err: { message: err.message } }, 'redis connection error');
     reported = true;
   });
   connection.on('ready', () => {
-    if (reported) logger.info('redis connection restored');
+    const now = connectedServer(connection);
+    if (target.mode === 'sentinel' && now !== primary) {
+      logger.info({ primary: now, previous: primary, master_name: target.name }, 'redis primary in use');
+    } else if (reported) {
+      logger.info('redis connection restored');
+    }
     reported = false;
+    primary = now;
   });
   return connection;
+}
+
+/** host:port of the server a connection is talking to now (the primary, under Sentinel), or null while it is not. */
+export function connectedServer(connection: Redis): string | null {
+  const stream = connection.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+  if (connection.status !== 'ready' || !stream?.remoteAddress) return null;
+  const host = stream.remoteAddress.includes(':') ? `[${stream.remoteAddress}]` : stream.remoteAddress;
+  return `${host}:${stream.remotePort}`;
 }
 
 /**

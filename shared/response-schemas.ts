@@ -145,6 +145,16 @@ export const healthSchema = Joi.object(
       active: count,
       failed: count,
     }),
+    redis: Joi.object({
+      mode: Joi.string().valid('standalone', 'sentinel').required(),
+      master_name: Joi.string().description('the master name the sentinels monitor (sentinel mode only)'),
+      primary: Joi.string()
+        .allow(null)
+        .required()
+        .description(
+          'host:port of the Redis primary this API process is connected to now (found through the sentinels in sentinel mode); null while it is not connected',
+        ),
+    }),
   }),
 ).meta({ className: 'Health' });
 

@@ -2,14 +2,19 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { KoaAdapter } from '@bull-board/koa';
 import type { Middleware } from 'koa';
-import { AppError, type Config, type ProcessJobData } from '../../shared/index.js';
+import { AppError, isDependencyUnavailable, type Config, type ProcessJobData } from '../../shared/index.js';
 import { isWrite } from '../middleware/api-key.js';
+import { UNAVAILABLE_RETRY_AFTER } from '../middleware/error-handler.js';
 import { prefixMatcher } from '../paths.js';
 import type { Queue } from 'bullmq';
 
 export const QUEUE_BOARD_PATH = '/admin/queues';
 
 const underBoard = prefixMatcher([QUEUE_BOARD_PATH]);
+
+/** The queue's connection is not up (BullMQ resolves `client` once it was created, which it is here). */
+const queueConnectionDown = (queue: Queue<ProcessJobData>): boolean =>
+  (queue.opts.connection as { status?: string }).status !== 'ready';
 
 /**
  * The board's page asks a public font service for its typeface; the CSP refuses it (assets
@@ -42,6 +47,12 @@ export function queueBoard(queue: Queue<ProcessJobData>, config: Pick<Config, 'a
       });
     }
     await board(ctx, next);
+    // the board answers its own errors (500, with the error's message); one that says Redis is
+    // away, as during a failover, is the contract's 503 instead
+    const message = (ctx.body as { message?: unknown } | undefined)?.message;
+    if (ctx.status >= 500 && (queueConnectionDown(queue) || isDependencyUnavailable({ message }))) {
+      throw new AppError('SERVICE_UNAVAILABLE', undefined, undefined, { 'Retry-After': UNAVAILABLE_RETRY_AFTER });
+    }
     if (typeof ctx.body === 'string' && ctx.response.is('html')) ctx.body = withoutOutsideFonts(ctx.body);
   };
 }

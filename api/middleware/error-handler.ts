@@ -1,6 +1,9 @@
 import type { Middleware } from 'koa';
 import { AppError, ERROR_CATALOGUE, isDependencyUnavailable, type Logger } from '../../shared/index.js';
 
+/** Seconds a client should wait after a 503: a Redis failover or a database restart is over in a few. */
+export const UNAVAILABLE_RETRY_AFTER = '2';
+
 /** Every error, unknown routes included, leaves as `{error: {code, message, details?}, request_id}`. */
 export function errorHandler(logger: Logger): Middleware {
   return async (ctx, next) => {
@@ -21,7 +24,7 @@ export function errorHandler(logger: Logger): Middleware {
           unavailable ? 'dependency unavailable' : 'unhandled error',
         );
         appError = unavailable
-          ? new AppError('SERVICE_UNAVAILABLE')
+          ? new AppError('SERVICE_UNAVAILABLE', undefined, undefined, { 'Retry-After': UNAVAILABLE_RETRY_AFTER })
           : new AppError('INTERNAL_ERROR', ERROR_CATALOGUE.INTERNAL_ERROR.message);
       }
       ctx.status = appError.status;

@@ -12,6 +12,8 @@ export function requestLog(logger: Logger): Middleware {
         request_id: ctx.state.requestId as string,
         method: ctx.method,
         path: ctx.path,
+        // the socket's peer, or the client a trusted proxy named (TRUST_PROXY)
+        client_ip: ctx.ip,
         status_code: ctx.status,
         duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
       };

@@ -76,7 +76,7 @@ export interface OperationSpec {
 export const ACCESS_ERRORS: Record<Access, ErrorCode[]> = {
   public: [],
   write: ['MALFORMED_JSON', 'UNAUTHORIZED', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'RATE_LIMITED'],
-  admin: ['UNAUTHORIZED'],
+  admin: ['UNAUTHORIZED', 'RATE_LIMITED'],
 };
 
 /** What a code means on an operation's response, beyond the catalogue's message. */
@@ -85,7 +85,8 @@ export const ERROR_NOTES: Partial<Record<ErrorCode, string>> = {
   UNAUTHORIZED: 'API_KEYS is set and no valid key was sent (`X-API-Key` or `Authorization: Bearer`)',
   PAYLOAD_TOO_LARGE: 'the body is larger than BODY_LIMIT (also once inflated)',
   UNSUPPORTED_MEDIA_TYPE: 'a body that is not `application/json` (or `…+json`), or an unknown Content-Encoding',
-  RATE_LIMITED: 'RATE_LIMIT_PER_MINUTE is set and this key (or IP) wrote more in the current minute',
+  RATE_LIMITED:
+    'RATE_LIMIT_PER_MINUTE is set and this key (or client address) wrote more in the current minute, or this client address sent more than AUTH_FAILURES_PER_MINUTE wrong keys in a minute',
   RECORD_NOT_FOUND: 'no record has this id (a malformed id included)',
   VALIDATION_ERROR: '`details` has one entry per problem',
   IDEMPOTENCY_KEY_REUSED: 'this Idempotency-Key came before with another request',
@@ -93,7 +94,8 @@ export const ERROR_NOTES: Partial<Record<ErrorCode, string>> = {
   ALREADY_QUEUED: 'the record is pending and already queued',
   NOT_FAILED: 'only a failed record can be retried',
   INTERNAL_ERROR: 'an unexpected failure; the body never carries internals, the log has them',
-  SERVICE_UNAVAILABLE: 'the database cannot be reached; retry later',
+  SERVICE_UNAVAILABLE:
+    'the database or Redis cannot be reached (during a Redis failover, for one); retry after the `Retry-After` seconds',
   NOT_FOUND: 'no route has this path',
   METHOD_NOT_ALLOWED: 'the path exists but not with this method (the `Allow` header lists those it has)',
 };

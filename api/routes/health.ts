@@ -1,10 +1,10 @@
 import type Router from '@koa/router';
-import { queueCounts, withTimeout } from '../../shared/index.js';
+import { connectedServer, queueCounts, withTimeout } from '../../shared/index.js';
 import type { AppDeps } from '../deps.js';
 
 const CHECK_TIMEOUT_MS = 1000;
 
-export function registerHealthRoutes(router: Router, { db, queue, version, config }: AppDeps): void {
+export function registerHealthRoutes(router: Router, { db, queue, redis, version, config }: AppDeps): void {
   router.get('/health/live', (ctx) => {
     ctx.body = { status: 'ok' };
   });
@@ -24,6 +24,12 @@ export function registerHealthRoutes(router: Router, { db, queue, version, confi
       queue: queueOk
         ? { status: 'ok', waiting: counts.value.waiting, active: counts.value.active, failed: counts.value.failed }
         : { status: 'error' },
+      // which server this process's connection uses now: after a failover, the promoted replica
+      redis: {
+        mode: config.redis.mode,
+        ...(config.redis.mode === 'sentinel' ? { master_name: config.redis.name } : {}),
+        primary: connectedServer(redis),
+      },
     };
   });
 

@@ -21,6 +21,8 @@ const BAD_VALUES: Record<string, string> = {
   STALLED_INTERVAL_MS: '10',
   METRICS_PORT: '-1',
   RATE_LIMIT_PER_MINUTE: '0',
+  AUTH_FAILURES_PER_MINUTE: '-1',
+  TRUST_PROXY: 'everyone',
   QUEUE_PREFIX: 'a:b',
   ADMIN_WRITE: 'maybe',
   MIGRATE_ON_START: 'perhaps',

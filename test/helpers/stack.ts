@@ -34,8 +34,15 @@ async function stopWithin(p: ServiceProcess, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function startStack(opts: { workers?: number; env?: Record<string, string> } = {}): Promise<Stack> {
-  const redis = await startRedisServer();
+export interface StackOptions {
+  workers?: number;
+  env?: Record<string, string>;
+  /** a Redis of the caller's (stopped with the stack) instead of a redis-server of the stack's own */
+  redis?: RedisServer;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const redis = opts.redis ?? (await startRedisServer());
   const database = await createTestDatabase();
   const port = await freePort();
   const env: Record<string, string> = {

@@ -247,6 +247,7 @@ describe('guarantees', () => {
 
         const health = await h.http.get('/health').expect(503);
         expect(health.body.queue).to.deep.equal({ status: 'error' });
+        expect(health.body.redis).to.deep.equal({ mode: 'standalone', primary: null });
         expect(health.body.database).to.deep.equal({ status: 'ok' });
         const created = await h.http.post('/records?process=true').send(body()).expect(201);
         const pending = await h.http.post('/records').send(body()).expect(201);

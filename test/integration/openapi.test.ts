@@ -261,6 +261,20 @@ describe('OpenAPI document', function () {
       }
     });
 
+    it('every write and the queue UI: 429 once a client address spent AUTH_FAILURES_PER_MINUTE wrong keys', async () => {
+      const guarded = await createHarness({ env: { API_KEYS: KEY, AUTH_FAILURES_PER_MINUTE: '1' } });
+      try {
+        const wrong = { 'X-API-Key': 'not-the-key' };
+        expect(
+          (await call(guarded, { method: 'post', path: '/records', headers: wrong, body: valid })).status,
+        ).to.equal(401);
+        const board = await call(guarded, { path: '/admin/queues', headers: { 'X-API-Key': KEY } });
+        expect(board.status).to.equal(429);
+      } finally {
+        await guarded.close();
+      }
+    });
+
     it('reports, operations and the queue UI', async () => {
       await call(h, { path: '/reports/summary?status=processed&date_from=2026-01-01' });
       await call(h, { path: '/reports/summary?status=done' });

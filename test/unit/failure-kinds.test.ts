@@ -26,6 +26,30 @@ describe('failure kinds', () => {
     }
   });
 
+  it('isDependencyUnavailable: Redis away or changing primaries, as ioredis says it', () => {
+    const readOnly = Object.assign(new Error("READONLY You can't write against a read only replica."), {
+      name: 'ReplyError',
+    });
+    const maxRetries = Object.assign(new Error('Reached the max retries per request limit (which is 1).'), {
+      name: 'MaxRetriesPerRequestError',
+    });
+    for (const err of [
+      readOnly,
+      maxRetries,
+      new Error('All sentinels are unreachable. Retrying from scratch after 100ms. Last error: x'),
+      new Error("Stream isn't writeable and enableOfflineQueue options is false"),
+      new Error('Connection is closed.'),
+      new Error('LOADING Redis is loading the dataset in memory'),
+      { message: 'UNBLOCKED force unblock from blocking operation' },
+    ]) {
+      expect(isDependencyUnavailable(err), String((err as Error).message)).to.equal(true);
+      expect(isRefusedByDatabase(err)).to.equal(false);
+    }
+    for (const err of [new Error('ERR unknown command'), new Error('NOSCRIPT No matching script'), { message: 42 }]) {
+      expect(isDependencyUnavailable(err)).to.equal(false);
+    }
+  });
+
   it('isRefusedByDatabase: only an answer of the database itself that is not about its availability', () => {
     for (const err of [triggerRaised, invalidByte, sqliteConstraint]) expect(isRefusedByDatabase(err)).to.equal(true);
     for (const err of [sqliteBusy, adminShutdown, refused, pipe, terminated, poolTimeout, new TypeError('x'), null]) {
