@@ -3,7 +3,8 @@
  *
  * Measures the service against the raw ceiling of its own stack in the same run:
  * ingest against bare Koa + koa-bodyparser + Knex, end to end against bare BullMQ,
- * batch ingest, and process memory. Ingest and both ceilings run twice and keep their
+ * batch ingest, and process memory; on PostgreSQL, end to end also against pg-boss (send +
+ * work in one process on the same database). Ingest and the ceilings run twice and keep their
  * better round; the end-to-end runs also read every process's CPU time per record.
  * Starts its own redis-server and temp database; prints a table and writes
  * bench/results.json.
@@ -17,6 +18,7 @@ import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createDatabase } from '../shared/index.js';
+import { pgBossCeiling } from './pg-boss-ceiling.js';
 import { cpuMs, rssMb } from './proc-stats.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/database.js';
 import { startProcess, type ServiceProcess } from '../test/helpers/processes.js';
@@ -85,6 +87,9 @@ async function databaseFor(): Promise<TestDatabase> {
   await db.close();
   return database;
 }
+
+/** The PostgreSQL server the bench uses, without a test schema's search_path. */
+const pgBase = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function waitForTerminal(url: string, expected: number, onProgress?: (n: number) => void): Promise<void> {
   const db = createDatabase(url);
@@ -430,9 +435,13 @@ try {
   const redisPid = await redisProcessId(redis.url);
   // raw BullMQ runs before and after our end-to-end runs and keeps its better round, as ingest does
   const rawFirst = await bullmqCeiling(redis, redisPid, E2E_RECORDS);
+  const pgBossFirst = dbKind === 'postgres' ? await pgBossCeiling(pgBase(), E2E_RECORDS, CONNECTIONS) : undefined;
   const runs = [];
   for (const w of workerCounts) runs.push({ w, ...(await endToEnd(redis, redisPid, w, E2E_RECORDS)) });
   const rawSecond = await bullmqCeiling(redis, redisPid, E2E_RECORDS);
+  const pgBossSecond = dbKind === 'postgres' ? await pgBossCeiling(pgBase(), E2E_RECORDS, CONNECTIONS) : undefined;
+  const pgBoss = Math.max(pgBossFirst?.jobsPerSecond ?? 0, pgBossSecond?.jobsPerSecond ?? 0);
+  if (pgBoss) results.pg_boss_jobs_per_s = round(pgBoss);
   const { jobsPerSecond: raw, cpuPerRecord: rawCpu } =
     rawFirst.jobsPerSecond >= rawSecond.jobsPerSecond ? rawFirst : rawSecond;
   results.bullmq_ceiling_jobs_per_s = round(raw);
@@ -443,6 +452,7 @@ try {
     e2e[`workers_${w}`] = {
       records_per_s: round(recordsPerSecond),
       ratio: round(recordsPerSecond / raw, 2),
+      ...(pgBoss ? { pg_boss_ratio: round(recordsPerSecond / pgBoss, 2) } : {}),
       cpu_us_per_record: cpu,
     };
     e2ePeak = peak;
@@ -452,6 +462,13 @@ try {
       `${round(raw)} jobs/s`,
       `${round(recordsPerSecond / raw, 2)}×`,
     ]);
+    if (pgBoss)
+      rows.push([
+        `  the same against pg-boss (send + work, no HTTP)`,
+        `${round(recordsPerSecond)} records/s`,
+        `${round(pgBoss)} jobs/s`,
+        `${round(recordsPerSecond / pgBoss, 2)}×`,
+      ]);
     // on two shared cores, CPU per record bounds the ratio: raw's total over ours
     rows.push([
       `  CPU µs per record, all processes (${w} worker${w > 1 ? 's' : ''})`,
