@@ -1,6 +1,3 @@
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { KoaAdapter } from '@bull-board/koa';
 import type { Middleware } from 'koa';
 import { AppError, isDependencyUnavailable, type Config, type ProcessJobData } from '../../shared/index.js';
 import { isWrite } from '../middleware/api-key.js';
@@ -30,14 +27,24 @@ const withoutOutsideFonts = (html: string) => html.replace(/<link[^>]+href="http
  * the board, so no call of the board's own API can change a job.
  */
 export function queueBoard(queue: Queue<ProcessJobData>, config: Pick<Config, 'adminWrite'>): Middleware {
-  const serverAdapter = new KoaAdapter();
-  serverAdapter.setBasePath(QUEUE_BOARD_PATH);
-  createBullBoard({
-    queues: [new BullMQAdapter(queue, { readOnlyMode: !config.adminWrite })],
-    serverAdapter,
-    options: { uiConfig: { boardTitle: 'workflow-service' } },
-  });
-  const board = serverAdapter.registerPlugin() as Middleware;
+  // the board is loaded on its first request: its packages are several MB of memory that an
+  // API nobody opens the board on need not hold
+  let loading: Promise<Middleware> | undefined;
+  const loadBoard = async (): Promise<Middleware> => {
+    const [{ createBullBoard }, { BullMQAdapter }, { KoaAdapter }] = await Promise.all([
+      import('@bull-board/api'),
+      import('@bull-board/api/bullMQAdapter'),
+      import('@bull-board/koa'),
+    ]);
+    const serverAdapter = new KoaAdapter();
+    serverAdapter.setBasePath(QUEUE_BOARD_PATH);
+    createBullBoard({
+      queues: [new BullMQAdapter(queue, { readOnlyMode: !config.adminWrite })],
+      serverAdapter,
+      options: { uiConfig: { boardTitle: 'workflow-service' } },
+    });
+    return serverAdapter.registerPlugin() as Middleware;
+  };
 
   return async (ctx, next) => {
     if (underBoard(ctx.path) === null) return next();
@@ -46,7 +53,10 @@ export function queueBoard(queue: Queue<ProcessJobData>, config: Pick<Config, 'a
         Allow: 'GET, HEAD',
       });
     }
-    await board(ctx, next);
+    loading ??= loadBoard();
+    await (
+      await loading
+    )(ctx, next);
     // the board answers its own errors (500, with the error's message); one that says Redis is
     // away, as during a failover, is the contract's 503 instead
     const message = (ctx.body as { message?: unknown } | undefined)?.message;
