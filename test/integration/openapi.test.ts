@@ -191,6 +191,11 @@ describe('OpenAPI document', function () {
       await call(h, { method: 'post', path: `/records/${failedId}/process`, key: true }); // ALREADY_PROCESSED
       await call(h, { method: 'post', path: `/records/${failedId}/retry`, key: true });
       await call(h, { method: 'post', path: `/records/${pendingId}/retry`, key: true }); // NOT_FAILED
+      const bulk = { filter: { category: 'lead' }, limit: 10 };
+      await call(h, { method: 'post', path: '/records/retry', key: true, body: bulk });
+      await call(h, { method: 'post', path: '/records/retry', key: true, body: { filter: {}, limit: 0 } });
+      const csv = await call(h, { path: '/records?format=csv' });
+      expect(csv.headers['content-type']).to.match(/^text\/csv/);
     });
 
     it('records: the errors of each operation', async () => {
@@ -280,6 +285,12 @@ describe('OpenAPI document', function () {
       await call(h, { path: '/reports/summary?status=done' });
       await call(h, { path: '/reports/timeseries?bucket=hour' });
       await call(h, { path: '/reports/timeseries?bucket=week' });
+      await call(h, { path: '/reports/summary', headers: { Accept: 'text/csv' } });
+      await call(h, { path: '/reports/timeseries?format=csv' });
+      await call(h, { path: '/reports/latency?bucket=hour' });
+      await call(h, { path: '/reports/latency?bucket=week' });
+      await call(h, { path: '/reports/failures?category=lead' });
+      await call(h, { path: '/reports/failures?limit=0' });
       await call(h, { path: '/health' });
       await call(h, { path: '/health/live' });
       await call(h, { path: '/version' });
