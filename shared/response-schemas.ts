@@ -205,6 +205,9 @@ export const healthSchema = Joi.object(
       waiting: count.description('absent when the queue cannot be read'),
       active: count,
       failed: count,
+      workers: count.description(
+        'worker processes connected to the queue, as Redis lists their connections; absent when it cannot be read',
+      ),
     }),
     redis: Joi.object({
       mode: Joi.string().valid('standalone', 'sentinel').required(),

@@ -412,6 +412,19 @@ export const OPERATIONS: readonly OperationSpec[] = [
   },
   {
     method: 'get',
+    path: '/dashboard',
+    operationId: 'getDashboard',
+    tag: 'operations',
+    summary: "The operator's dashboard: overview, records, failures, retries",
+    description:
+      'A single-page app built by `npm run build` (its script and stylesheet under `/dashboard/`), compressed ' +
+      '(brotli or gzip), with a Content-Security-Policy that allows only this origin. Reads are public; when ' +
+      'API_KEYS is set the page asks for a key for actions only and sends it as `X-API-Key`. 404 when not built.',
+    access: 'public',
+    responses: { 200: { description: 'the page', contentType: 'text/html' } },
+  },
+  {
+    method: 'get',
     path: '/admin/queues',
     operationId: 'getQueueBoard',
     tag: 'operations',

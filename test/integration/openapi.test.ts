@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { createApp, createRouteDeps, createRouter } from '../../api/app.js';
+import { buildDashboard } from '../../bin/build-dashboard.js';
 import { OPERATIONS } from '../../api/openapi/index.js';
 import { createDatabase } from '../../shared/index.js';
 import { createTestDatabase } from '../helpers/database.js';
@@ -66,7 +67,8 @@ describe('OpenAPI document', function () {
     const router = createRouter(createRouteDeps(h.deps));
     const routes = router.stack
       .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(layer.path)}`))
-      .filter((r) => r !== 'GET /docs/:asset') // Swagger UI's own files, part of GET /docs
+      // Swagger UI's own files, part of GET /docs, and the dashboard's, part of GET /dashboard
+      .filter((r) => r !== 'GET /docs/:asset' && r !== 'GET /dashboard/:asset')
       .map((r) => r.replace(/:(\w+)/g, '{$1}'));
     const documented = OPERATIONS.map((op) => `${op.method.toUpperCase()} ${op.path}`);
     // the queue UI is mounted beside the router, not in it
@@ -297,6 +299,8 @@ describe('OpenAPI document', function () {
       await call(h, { path: '/metrics' });
       await call(h, { path: '/openapi.json' });
       await call(h, { path: '/docs' });
+      await buildDashboard();
+      await call(h, { path: '/dashboard' });
       await call(h, { path: '/admin/queues' });
       await call(h, { path: '/admin/queues', key: true });
     });
