@@ -49,7 +49,7 @@ function encode(type: string, body: Buffer): Asset {
  * The files `npm run build` wrote, read and compressed on first use and kept: they do
  * not change under a running process. The page is told whether actions need a key.
  */
-function loadAssets(dir: string, keysRequired: boolean): Map<string, Asset> {
+export function loadAssets(dir: string, keysRequired: boolean): Map<string, Asset> {
   const assets = new Map<string, Asset>();
   for (const [name, type] of Object.entries(TYPES)) {
     let body: Buffer;
