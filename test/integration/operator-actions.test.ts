@@ -137,6 +137,26 @@ describe('operator actions: bulk retry, failures, latency and CSV', function () 
       expect(ranged.body.retried).to.equal(1);
     });
 
+    it('queues a large retry as it goes: every record of it reaches its outcome', async () => {
+      const ids = await createProcessed(Array.from({ length: 600 }, (_, i) => input('ops', { fail: OTHER_ERROR, i })));
+      passing = true;
+      const res = await h.http
+        .post('/records/retry')
+        .set('X-API-Key', KEY)
+        .send({ filter: { error: OTHER_ERROR }, limit: 550 })
+        .expect(202);
+      expect(res.body.retried).to.equal(550);
+      const done = async () => (await h.http.get('/reports/summary?category=ops').expect(200)).body.totals;
+      for (let totals = await done(); totals.processed < 550; totals = await done()) {
+        expect(totals.pending, 'pending').to.be.at.most(550);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await done()).to.include({ processed: 550, failed: 50, pending: 0 });
+      // the oldest first: the last 50 created are the ones left failed
+      const failed = (await h.http.get('/records?status=failed&category=ops&limit=200').expect(200)).body.items;
+      expect(failed.map((r: { id: string }) => r.id).sort()).to.deep.equal(ids.slice(-50).sort());
+    });
+
     it('needs a key, and refuses a bad filter or limit with 422', async () => {
       expectContractError(await h.http.post('/records/retry').send({ filter: {} }), 401, 'UNAUTHORIZED');
       const bad: unknown[] = [
