@@ -163,6 +163,12 @@ export function Failures({ route }: { route: Route }) {
               </tbody>
             </table>
           </div>
+          {data.group_count > data.groups.length && (
+            <p>
+              The {number(data.groups.length)} largest of {number(data.group_count)} errors are listed; narrow the
+              filters to see the others.
+            </p>
+          )}
         </>
       )}
       <dialog ref={dialog} aria-labelledby="confirm-title" onClose={() => setPending(null)}>
