@@ -2,14 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-
-/** The repository root: the nearest folder above this file holding package.json (from bin/ or dist/bin/). */
-export function projectRoot(from = path.dirname(fileURLToPath(import.meta.url))): string {
-  for (let dir = from; ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
-  }
-}
+import { projectRoot } from '../shared/index.js';
 
 /**
  * Bundles the operator page (api/dashboard/) into `outDir`: index.html, app.js and

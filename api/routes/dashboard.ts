@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { AppError } from '../../shared/index.js';
+import { AppError, projectRoot } from '../../shared/index.js';
 import type { RouteDeps } from '../deps.js';
 
 type Encoding = 'br' | 'gzip' | 'identity';
@@ -23,15 +22,8 @@ const TYPES: Record<string, string> = {
   'app.css': 'text/css; charset=utf-8',
 };
 
-/** dist/dashboard of this checkout, from api/routes/ (sources under tsx) or dist/api/routes/ (compiled). */
-export function dashboardDir(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    if (path.dirname(dir) === dir) throw new Error('no package.json above the dashboard route');
-    dir = path.dirname(dir);
-  }
-  return path.join(dir, 'dist', 'dashboard');
-}
+/** Where `npm run build` writes the page, whether this runs from the sources or from dist/. */
+const dashboardDir = (): string => path.join(projectRoot(), 'dist', 'dashboard');
 
 function encode(type: string, body: Buffer): Asset {
   return {
