@@ -147,8 +147,10 @@ export function Records({ route }: { route: Route }) {
                   <tr key={r.id} data-record-id={r.id}>
                     <th scope="row">
                       <a href={href(`/records/${r.id}`)} class="mono">
-                        {r.id.slice(0, 8)}
-                        <span class="visually-hidden">{r.id.slice(8)}</span>
+                        {/* ids are time-ordered: records made together share their start, not their end */}
+                        <span class="visually-hidden">{r.id.slice(0, -12)}</span>
+                        <span aria-hidden="true">…</span>
+                        {r.id.slice(-12)}
                       </a>
                     </th>
                     <td>
