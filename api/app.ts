@@ -10,6 +10,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { requestLog } from './middleware/request-log.js';
 import { securityHeaders } from './middleware/security-headers.js';
+import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerDocsRoutes } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
@@ -28,6 +29,7 @@ export function createRouter(deps: RouteDeps): Router {
   registerReportsRoutes(router, deps);
   registerMetricsRoutes(router, deps);
   registerDocsRoutes(router, deps);
+  registerDashboardRoutes(router, deps);
   return router;
 }
 

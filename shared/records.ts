@@ -31,4 +31,6 @@ export interface Transition {
   error: string | null;
   request_id: string | null;
   job_id: string | null;
+  /** who made an operator's change: the fingerprint of its API key */
+  actor: string | null;
 }

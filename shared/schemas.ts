@@ -146,7 +146,16 @@ function dateOrder(value: { date_from?: number; date_to?: number }, helpers: Joi
   return value;
 }
 
-export const summaryQuerySchema = StrictJoi.object(reportFilters).unknown(false).custom(dateOrder);
+/** `?format=csv` answers RFC 4180 CSV (so does `Accept: text/csv`); `json` is the default. */
+export const ANSWER_FORMATS = ['json', 'csv'] as const;
+export type AnswerFormat = (typeof ANSWER_FORMATS)[number];
+const format = Joi.string()
+  .valid(...ANSWER_FORMATS)
+  .description('`csv` answers RFC 4180 CSV with a header row, as `Accept: text/csv` does; default JSON');
+
+export const summaryQuerySchema = StrictJoi.object({ ...reportFilters, format })
+  .unknown(false)
+  .custom(dateOrder);
 
 export interface SummaryFilters {
   status?: (typeof RECORD_STATUSES)[number];
@@ -154,27 +163,106 @@ export interface SummaryFilters {
   source?: string;
   date_from?: number;
   date_to?: number;
+  format?: AnswerFormat;
 }
 
 export const SERIES_BUCKETS = ['minute', 'hour', 'day'] as const;
 
-export const timeseriesQuerySchema = StrictJoi.object({
+const seriesQuery = {
   ...reportFilters,
   bucket: Joi.string()
     .valid(...SERIES_BUCKETS)
     .default('hour')
     .description('bucket width, UTC'),
-})
+};
+
+export const timeseriesQuerySchema = StrictJoi.object({ ...seriesQuery, format })
   .unknown(false)
   .custom(dateOrder);
+
+export const latencyQuerySchema = StrictJoi.object(seriesQuery).unknown(false).custom(dateOrder);
+
+// a filter of failed records, shared by the failures report and the bulk retry
+const failureFilter = {
+  category: name.description('exact match'),
+  source: name.description('exact match'),
+  error: Joi.string().max(2000).description('the error text, exactly (a group of the failures report)'),
+  error_contains: Joi.string().min(1).max(2000).description('part of the error text, case-sensitive'),
+  created_after: isoBound('from', 'created at or after: an ISO 8601 date (its midnight, UTC) or date-time'),
+  created_before: isoBound('from', 'created before: an ISO 8601 date (its midnight, UTC) or date-time'),
+};
+
+function createdOrder(value: { created_after?: number; created_before?: number }, helpers: Joi.CustomHelpers) {
+  const { created_after: after, created_before: before } = value;
+  if (after !== undefined && before !== undefined && after > before) {
+    return helpers.error('range.created', { label: 'created_after' });
+  }
+  return value;
+}
+
+export interface FailureFilterInput {
+  category?: string;
+  source?: string;
+  error?: string;
+  error_contains?: string;
+  created_after?: number;
+  created_before?: number;
+}
+
+export const FAILURE_GROUPS_DEFAULT = 50;
+export const FAILURE_GROUPS_MAX = 500;
+
+export const failuresQuerySchema = StrictJoi.object({
+  ...failureFilter,
+  limit: Joi.number()
+    .integer()
+    .min(1)
+    .max(FAILURE_GROUPS_MAX)
+    .default(FAILURE_GROUPS_DEFAULT)
+    .description(`groups listed, the largest first (${FAILURE_GROUPS_DEFAULT} by default)`),
+})
+  .unknown(false)
+  .custom(createdOrder);
+
+export interface FailuresQuery extends FailureFilterInput {
+  limit: number;
+}
+
+export const RETRY_LIMIT_DEFAULT = 1000;
+export const RETRY_LIMIT_MAX = 10_000;
+
+export const retryByFilterSchema = StrictJoi.object({
+  filter: StrictJoi.object(failureFilter)
+    .unknown(false)
+    .required()
+    .custom(createdOrder)
+    .description('which failed records: every field optional, all must match'),
+  limit: Joi.number()
+    .integer()
+    .min(1)
+    .max(RETRY_LIMIT_MAX)
+    .default(RETRY_LIMIT_DEFAULT)
+    .description(`at most this many records, the oldest first (${RETRY_LIMIT_DEFAULT} by default)`),
+})
+  .unknown(false)
+  .meta({ className: 'RetryByFilter' });
+
+export interface RetryByFilterInput {
+  filter: FailureFilterInput;
+  limit: number;
+}
 
 export interface TimeseriesQuery extends SummaryFilters {
   bucket: (typeof SERIES_BUCKETS)[number];
 }
 
+export type LatencyQuery = Omit<TimeseriesQuery, 'format'>;
+
 export const LIST_LIMIT_DEFAULT = 50;
 export const LIST_LIMIT_MAX = 200;
 export const LIST_OFFSET_MAX = 10_000;
+/** The most rows one CSV listing streams. */
+export const CSV_MAX_ROWS = 1_000_000;
 
 export const listQuerySchema = StrictJoi.object({
   status: Joi.string().valid(...RECORD_STATUSES),
@@ -202,16 +290,13 @@ export const listQuerySchema = StrictJoi.object({
     .max(LIST_OFFSET_MAX)
     .description('records to skip; to go further, follow next_cursor'),
   cursor: Joi.string().max(1024).description('next_cursor of the previous page, with the same filters and order'),
+  format: format.description(
+    `\`csv\` (or \`Accept: text/csv\`): every matching record (at most ${CSV_MAX_ROWS.toLocaleString('en')}) as RFC 4180 CSV, from the cursor or offset on, without the page limit`,
+  ),
 })
   .unknown(false)
   .oxor('cursor', 'offset')
-  .custom((value: { created_after?: number; created_before?: number }, helpers) => {
-    const { created_after: after, created_before: before } = value;
-    if (after !== undefined && before !== undefined && after > before) {
-      return helpers.error('range.created', { label: 'created_after' });
-    }
-    return value;
-  });
+  .custom(createdOrder);
 
 export interface ListRecordsQuery {
   status?: (typeof RECORD_STATUSES)[number];
@@ -224,6 +309,7 @@ export interface ListRecordsQuery {
   limit: number;
   offset?: number;
   cursor?: string;
+  format?: AnswerFormat;
 }
 
 // the service's own messages, set once at the top: a nested schema's .messages() would

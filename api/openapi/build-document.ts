@@ -132,9 +132,10 @@ function parameters(op: OperationSpec, convert: SchemaConverter): unknown[] {
 function operation(op: OperationSpec, convert: SchemaConverter): Record<string, unknown> {
   const responses: Record<string, unknown> = {};
   for (const [status, r] of Object.entries(op.responses)) {
-    const content = r.contentType
+    const content: Record<string, unknown> = r.contentType
       ? { [r.contentType]: { schema: { type: 'string' } } }
       : { 'application/json': { schema: convert.convert(r.schema!) } };
+    if (r.csv) content['text/csv'] = { schema: { type: 'string', description: 'RFC 4180, with a header row' } };
     responses[status] = { description: r.description, headers: headerRefs(r.headers ?? []), content };
   }
   const codes = [...new Set([...ACCESS_ERRORS[op.access], ...(op.errors ?? [])])];

@@ -3,8 +3,13 @@ import {
   BATCH_MAX_RECORDS,
   batchInputSchema,
   batchSchema,
+  bulkRetrySchema,
+  failuresQuerySchema,
+  failuresReportSchema,
   healthSchema,
   historySchema,
+  latencyQuerySchema,
+  latencySeriesSchema,
   listQuerySchema,
   livenessSchema,
   processQuerySchema,
@@ -12,6 +17,7 @@ import {
   recordInputSchema,
   recordSchema,
   recordsPageSchema,
+  retryByFilterSchema,
   summaryQuerySchema,
   summarySchema,
   timeseriesQuerySchema,
@@ -35,6 +41,8 @@ export interface ResponseSpec {
   /** JSON body; absent with `contentType` for a non-JSON answer */
   schema?: Joi.Schema;
   contentType?: 'text/html' | 'text/plain';
+  /** also answered as RFC 4180 CSV (`text/csv`) for `?format=csv` or `Accept: text/csv` */
+  csv?: boolean;
   /** headers sent with this answer besides X-Request-ID (always sent) */
   headers?: HeaderName[];
 }
@@ -177,7 +185,15 @@ export const OPERATIONS: readonly OperationSpec[] = [
       'edited cursor, or one used with other filters or order, is 422.',
     access: 'public',
     query: listQuerySchema,
-    responses: { 200: { description: 'one page', schema: recordsPageSchema } },
+    responses: {
+      200: {
+        description:
+          'one page; as CSV, every matching record (columns id, source, category, status, attempts, error, ' +
+          'created_at, updated_at, processed_at, payload and result as JSON), streamed',
+        schema: recordsPageSchema,
+        csv: true,
+      },
+    },
     errors: ['VALIDATION_ERROR'],
   },
   {
@@ -239,6 +255,21 @@ export const OPERATIONS: readonly OperationSpec[] = [
     errors: ['RECORD_NOT_FOUND', 'NOT_FAILED'],
   },
   {
+    method: 'post',
+    path: '/records/retry',
+    operationId: 'retryRecords',
+    tag: 'records',
+    summary: 'Send every failed record matching a filter round again (operator action)',
+    description:
+      'Up to `limit` failed records matching `filter` (the oldest first) go back to pending and are queued, each ' +
+      'by the same guarded statement as the single retry: one retried meanwhile by someone else is skipped. ' +
+      "Each retry's history row names the key that asked (`actor`: its fingerprint).",
+    access: 'write',
+    body: retryByFilterSchema,
+    responses: { 202: { description: 'how many were retried', schema: bulkRetrySchema } },
+    errors: ['VALIDATION_ERROR'],
+  },
+  {
     method: 'get',
     path: '/reports/summary',
     operationId: 'getSummary',
@@ -249,7 +280,15 @@ export const OPERATIONS: readonly OperationSpec[] = [
       'counters kept with every write, so its cost does not grow with the number of records.',
     access: 'public',
     query: summaryQuerySchema,
-    responses: { 200: { description: 'the summary', schema: summarySchema } },
+    responses: {
+      200: {
+        description:
+          'the summary; as CSV, columns category, count, pending, processed, failed: the totals first, under an ' +
+          'empty category, then one row per category',
+        schema: summarySchema,
+        csv: true,
+      },
+    },
     errors: ['VALIDATION_ERROR'],
   },
   {
@@ -265,7 +304,41 @@ export const OPERATIONS: readonly OperationSpec[] = [
       'minute, 2,160 hour or 3,660 day buckets; more is 422.',
     access: 'public',
     query: timeseriesQuerySchema,
-    responses: { 200: { description: 'the series', schema: timeseriesSchema } },
+    responses: {
+      200: {
+        description: 'the series; as CSV, columns t, created, processed, failed',
+        schema: timeseriesSchema,
+        csv: true,
+      },
+    },
+    errors: ['VALIDATION_ERROR'],
+  },
+  {
+    method: 'get',
+    path: '/reports/latency',
+    operationId: 'getLatencySeries',
+    tag: 'reports',
+    summary: 'Processing latency p50, p95 and p99 per minute, hour or day of creation (UTC)',
+    description:
+      'The buckets as in `/reports/timeseries`. Each bucket holds the records created in it that are now processed ' +
+      'or failed. Hours and days add up the histograms kept with the report counters; minutes read the records.',
+    access: 'public',
+    query: latencyQuerySchema,
+    responses: { 200: { description: 'the series', schema: latencySeriesSchema } },
+    errors: ['VALIDATION_ERROR'],
+  },
+  {
+    method: 'get',
+    path: '/reports/failures',
+    operationId: 'getFailures',
+    tag: 'reports',
+    summary: 'Failed records grouped by their error, with counts and when each was first and last seen',
+    description:
+      'The filter is the one `POST /records/retry` takes, so a group or a filter is retried as it is counted ' +
+      'here. Read through the status index: its cost follows the number of failed records matched.',
+    access: 'public',
+    query: failuresQuerySchema,
+    responses: { 200: { description: 'the groups', schema: failuresReportSchema } },
     errors: ['VALIDATION_ERROR'],
   },
   {
@@ -336,6 +409,19 @@ export const OPERATIONS: readonly OperationSpec[] = [
     responses: {
       200: { description: 'an HTML page; its assets are served by the API itself', contentType: 'text/html' },
     },
+  },
+  {
+    method: 'get',
+    path: '/dashboard',
+    operationId: 'getDashboard',
+    tag: 'operations',
+    summary: "The operator's dashboard: overview, records, failures, retries",
+    description:
+      'A single-page app built by `npm run build` (its script and stylesheet under `/dashboard/`), compressed ' +
+      '(brotli or gzip), with a Content-Security-Policy that allows only this origin. Reads are public; when ' +
+      'API_KEYS is set the page asks for a key for actions only and sends it as `X-API-Key`. 404 when not built.',
+    access: 'public',
+    responses: { 200: { description: 'the page', contentType: 'text/html' } },
   },
   {
     method: 'get',

@@ -10,9 +10,11 @@ export function registerHealthRoutes(router: Router, { db, queue, redis, version
   });
 
   router.get('/health', async (ctx) => {
-    const [database, counts] = await Promise.allSettled([
+    const [database, counts, workers] = await Promise.allSettled([
       withTimeout(db.records.ping(), CHECK_TIMEOUT_MS, 'timeout'),
       queueCounts(queue, CHECK_TIMEOUT_MS),
+      // the workers' connections as Redis lists them (CLIENT LIST); informative, so never a failed check
+      withTimeout(queue.getWorkersCount(), CHECK_TIMEOUT_MS, 'timeout'),
     ]);
     const databaseOk = database.status === 'fulfilled';
     const queueOk = counts.status === 'fulfilled';
@@ -22,7 +24,13 @@ export function registerHealthRoutes(router: Router, { db, queue, redis, version
       version: version.version,
       database: { status: databaseOk ? 'ok' : 'error' },
       queue: queueOk
-        ? { status: 'ok', waiting: counts.value.waiting, active: counts.value.active, failed: counts.value.failed }
+        ? {
+            status: 'ok',
+            waiting: counts.value.waiting,
+            active: counts.value.active,
+            failed: counts.value.failed,
+            ...(workers.status === 'fulfilled' ? { workers: workers.value } : {}),
+          }
         : { status: 'error' },
       // which server this process's connection uses now: after a failover, the promoted replica
       redis: {

@@ -3,17 +3,24 @@ import type { Context } from 'koa';
 import {
   AppError,
   batchInputSchema,
+  CSV_MAX_ROWS,
   decodeCursor,
   encodeCursor,
   listQuerySchema,
   processQuerySchema,
   recordIdSchema,
   recordInputSchema,
+  retryByFilterSchema,
   validate,
+  type FailureFilterInput,
+  type FailureFilters,
+  type ListQuery,
   type ListRecordsQuery,
   type RecordInput,
+  type RetryByFilterInput,
   type WorkflowRecord,
 } from '../../shared/index.js';
+import { sendCsv, wantsCsv } from '../csv.js';
 import { idempotentRequestOf } from '../idempotency.js';
 import type { CreateRequest } from '../services/records-service.js';
 import type { RouteDeps } from '../deps.js';
@@ -33,7 +40,36 @@ function recordId(ctx: Context): string {
   return id;
 }
 
-export function registerRecordsRoutes(router: Router, { db, records }: RouteDeps): void {
+const CSV_COLUMNS = [
+  'id',
+  'source',
+  'category',
+  'status',
+  'attempts',
+  'error',
+  'created_at',
+  'updated_at',
+  'processed_at',
+  'payload',
+  'result',
+] as const satisfies ReadonlyArray<keyof WorkflowRecord>;
+
+// rows read per statement while a CSV listing streams
+const CSV_PAGE = 1000;
+
+/** The filter fields of a request as the repository names them. */
+export function failureFilters(f: FailureFilterInput): FailureFilters {
+  return {
+    category: f.category,
+    source: f.source,
+    error: f.error,
+    errorContains: f.error_contains,
+    from: f.created_after,
+    to: f.created_before,
+  };
+}
+
+export function registerRecordsRoutes(router: Router, { db, records, logger }: RouteDeps): void {
   async function create(
     ctx: Context,
     operation: string,
@@ -72,7 +108,7 @@ export function registerRecordsRoutes(router: Router, { db, records }: RouteDeps
 
   router.get('/records', async (ctx) => {
     const q = validate<ListRecordsQuery>(listQuerySchema, ctx.query, 'query');
-    const page = await db.records.list({
+    const query: ListQuery = {
       filters: {
         status: q.status,
         category: q.category,
@@ -85,7 +121,12 @@ export function registerRecordsRoutes(router: Router, { db, records }: RouteDeps
       limit: q.limit,
       offset: q.offset ?? 0,
       after: q.cursor === undefined ? null : decodeCursor(q, q.cursor),
-    });
+    };
+    if (wantsCsv(ctx, q.format)) {
+      sendCsv(ctx, 'records.csv', CSV_COLUMNS, everyRecord(query), logger);
+      return;
+    }
+    const page = await db.records.list(query);
     ctx.body = {
       items: page.records,
       count: page.records.length,
@@ -93,6 +134,26 @@ export function registerRecordsRoutes(router: Router, { db, records }: RouteDeps
       limit: q.limit,
       next_cursor: page.next ? encodeCursor(q, page.next) : null,
     };
+  });
+
+  /** Every record of the listing from its position on, a page at a time, up to CSV_MAX_ROWS. */
+  async function* everyRecord(query: ListQuery): AsyncGenerator<unknown[]> {
+    let q: ListQuery = { ...query, limit: CSV_PAGE };
+    for (let sent = 0; sent < CSV_MAX_ROWS;) {
+      const page = await db.records.list({ ...q, limit: Math.min(CSV_PAGE, CSV_MAX_ROWS - sent) });
+      for (const record of page.records) yield CSV_COLUMNS.map((c) => record[c]);
+      sent += page.records.length;
+      if (!page.next) return;
+      q = { ...q, offset: 0, after: page.next };
+    }
+  }
+
+  router.post('/records/retry', async (ctx) => {
+    const { filter, limit } = validate<RetryByFilterInput>(retryByFilterSchema, ctx.request.body, 'body');
+    const actor = (ctx.state.apiKeyId as string | undefined) ?? null;
+    const retried = await records.retryMatching(failureFilters(filter), limit, ctx.state.requestId as string, actor);
+    ctx.status = 202;
+    ctx.body = { retried };
   });
 
   router.get('/records/:id', async (ctx) => {
@@ -119,7 +180,8 @@ export function registerRecordsRoutes(router: Router, { db, records }: RouteDeps
 
   router.post('/records/:id/retry', async (ctx) => {
     const id = recordId(ctx);
-    const record = await records.retry(id, ctx.state.requestId as string);
+    const actor = (ctx.state.apiKeyId as string | undefined) ?? null;
+    const record = await records.retry(id, ctx.state.requestId as string, actor);
     ctx.status = 202;
     ctx.set('Location', `/records/${id}`);
     ctx.body = record;

@@ -6,6 +6,7 @@ import {
   isRefusedByDatabase,
   isTerminal,
   type Database,
+  type FailureFilters,
   type IdempotentRequest,
   type Logger,
   type NewRecord,
@@ -46,9 +47,14 @@ export interface RecordsService {
   create(request: CreateRequest): Promise<CreateOutcome>;
   /** Queues a pending record; with `waitSeconds`, waits (at most that long) for it to finish. */
   process(id: string, requestId: string, waitSeconds: number): Promise<{ record: WorkflowRecord; finished: boolean }>;
-  /** The operator's retry of a failed record: back to pending, queued again. */
-  retry(id: string, requestId: string): Promise<WorkflowRecord>;
+  /** The operator's retry of a failed record: back to pending, queued again; `actor` is the key's fingerprint. */
+  retry(id: string, requestId: string, actor?: string | null): Promise<WorkflowRecord>;
+  /** The operator's retry of up to `limit` failed records matching: each by the single retry's guarded statement. */
+  retryMatching(filter: FailureFilters, limit: number, requestId: string, actor?: string | null): Promise<number>;
 }
+
+// retried records whose jobs are added together: a bulk retry queues as it goes
+const RETRY_ENQUEUE_CHUNK = 500;
 
 // expired idempotency keys are deleted by the API as well as by the workers' reconciler
 const PRUNE_INTERVAL_MS = 10 * 60_000;
@@ -147,11 +153,30 @@ export function createRecordsService({ db, queue, logger, onCreated, shutdown }:
       return { record, finished: isTerminal(record.status) };
     },
 
-    async retry(id, requestId) {
-      const outcome = await db.transitions.retry(id, requestId);
+    async retry(id, requestId, actor = null) {
+      const outcome = await db.transitions.retry(id, requestId, actor);
       if (!outcome.retried) throw new AppError(outcome.reason === 'not_found' ? 'RECORD_NOT_FOUND' : 'NOT_FAILED');
       await enqueuer.enqueue([{ recordId: id, seq: outcome.seq, requestId }]);
       return load(id);
+    },
+
+    async retryMatching(filter, limit, requestId, actor = null) {
+      const ids = await db.failures.failedIds(filter, limit);
+      let retried = 0;
+      let jobs: ProcessJobData[] = [];
+      for (const id of ids) {
+        // a record retried or removed since it was read matches no row here and is skipped
+        const outcome = await db.transitions.retry(id, requestId, actor);
+        if (!outcome.retried) continue;
+        retried += 1;
+        jobs.push({ recordId: id, seq: outcome.seq, requestId });
+        if (jobs.length === RETRY_ENQUEUE_CHUNK) {
+          await enqueuer.enqueue(jobs);
+          jobs = [];
+        }
+      }
+      if (jobs.length > 0) await enqueuer.enqueue(jobs);
+      return retried;
     },
   };
 }

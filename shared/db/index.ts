@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { FailuresRepository } from './failures-repository.js';
 import { IdempotencyRepository } from './idempotency-repository.js';
 import { createKnex, dialectOf, type Dialect, type KnexOptions } from './knex.js';
 import { migrateLatest } from './migrate.js';
@@ -9,6 +10,7 @@ import { TransitionsRepository } from './transitions-repository.js';
 
 export { migrateLatest } from './migrate.js';
 export { dialectOf, type Dialect, type KnexOptions } from './knex.js';
+export * from './failures-repository.js';
 export * from './idempotency-repository.js';
 export * from './reconciliation-repository.js';
 export * from './records-repository.js';
@@ -29,6 +31,7 @@ export interface Database {
   readonly idempotency: IdempotencyRepository;
   readonly reconciliation: ReconciliationRepository;
   readonly reports: ReportsRepository;
+  readonly failures: FailuresRepository;
   migrate(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -50,6 +53,7 @@ export function createDatabase(databaseUrl: string, opts: KnexOptions = {}): Dat
     reconciliation: new ReconciliationRepository(knex, reader),
     // reports only read: on SQLite they use the reading connections
     reports: new ReportsRepository(reader),
+    failures: new FailuresRepository(reader),
     migrate: () => migrateLatest(knex),
     close: async () => {
       await knex.destroy();

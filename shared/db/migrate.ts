@@ -4,6 +4,7 @@ import * as idempotency from './migrations/002-idempotency-and-intent.js';
 import * as reportCounters from './migrations/003-report-counters.js';
 import * as idempotencyScope from './migrations/004-idempotency-scope.js';
 import * as enqueueConfirmation from './migrations/005-enqueue-confirmation.js';
+import * as transitionActor from './migrations/007-transition-actor.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -18,6 +19,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['003-report-counters', reportCounters],
   ['004-idempotency-scope', idempotencyScope],
   ['005-enqueue-confirmation', enqueueConfirmation],
+  ['007-transition-actor', transitionActor],
 ];
 
 const source: Knex.MigrationSource<string> = {

@@ -48,6 +48,13 @@ export interface SeriesPoint {
   failed: number;
 }
 
+/** Latency percentiles of the records created in one bucket that are now terminal. */
+export interface LatencyPoint extends LatencyPercentiles {
+  t: string;
+  /** terminal records created in the bucket */
+  count: number;
+}
+
 type Builder = Knex.QueryBuilder;
 
 function whereRecordFilters(q: Builder, f: Pick<RecordFilters, 'status' | 'category' | 'source'>): Builder {
@@ -361,6 +368,58 @@ export class ReportsRepository {
         processed: outcomes.processed.get(t) ?? 0,
         failed: outcomes.failed.get(t) ?? 0,
       });
+    }
+    return series;
+  }
+  /**
+   * Per bucket in [range.from, range.to): the latency percentiles of the matching records
+   * created then that are now processed or failed. Hours and days add up the counters'
+   * histograms; minutes bin the records themselves (the caller bounds how many).
+   */
+  async latencySeries(
+    f: Omit<RecordFilters, 'from' | 'to'>,
+    bucket: SeriesBucket,
+    range: { from: number; to: number },
+  ): Promise<LatencyPoint[]> {
+    const size = BUCKET_MS[bucket];
+    const histograms = new Map<number, LatencyHistogram>();
+    const histogramAt = (t: number) => {
+      let h = histograms.get(t);
+      if (!h) histograms.set(t, (h = emptyHistogram()));
+      return h;
+    };
+    const statuses = TERMINAL_STATUSES.filter((s) => f.status === undefined || f.status === s);
+    if (statuses.length > 0 && bucket === 'minute') {
+      const q = this.knex('records')
+        .select('created_at', this.knex.raw('processed_at - created_at AS ms'))
+        .where('created_at', '>=', range.from)
+        .andWhere('created_at', '<', range.to)
+        .whereIn('status', statuses)
+        .whereNotNull('processed_at');
+      for (const r of (await whereRecordFilters(q, { ...f, status: undefined })) as Array<{
+        created_at: number | string;
+        ms: number | string;
+      }>) {
+        const created = num(r.created_at);
+        histogramAt(created - (created % size))[latencyBin(num(r.ms))]! += 1;
+      }
+    } else if (statuses.length > 0) {
+      const q = this.knex('record_counts')
+        .select('t', ...BIN_COLUMNS.map((c) => this.knex.raw('SUM(??) AS ??', [c, c])))
+        .where('grain', bucket)
+        .andWhere('t', '>=', range.from)
+        .andWhere('t', '<', range.to)
+        .whereIn('status', statuses)
+        .groupBy('t');
+      for (const row of (await whereRecordFilters(q, { ...f, status: undefined })) as Array<Record<string, unknown>>) {
+        const h = histogramAt(num(row.t));
+        BIN_COLUMNS.forEach((c, bin) => (h[bin] = num(row[c])));
+      }
+    }
+    const series: LatencyPoint[] = [];
+    for (let t = range.from; t < range.to; t += size) {
+      const h = histograms.get(t) ?? emptyHistogram();
+      series.push({ t: new Date(t).toISOString(), count: h.reduce((a, n) => a + n, 0), ...latencyPercentiles(h) });
     }
     return series;
   }

@@ -30,6 +30,7 @@ interface TransitionRow {
   error: string | null;
   request_id: string | null;
   job_id: string | null;
+  actor: string | null;
 }
 
 const HISTORY_COLUMNS = ['record_id', 'from_status', 'to_status', 'at', 'attempt', 'error', 'request_id', 'job_id'];
@@ -76,8 +77,11 @@ export class TransitionsRepository {
     return { claimed: false, reason: current.status === PROCESSING_FROM ? 'already_queued' : 'not_pending' };
   }
 
-  /** The operator's retry, queued again under the next queueing number. */
-  async retry(id: string, requestId: string | null): Promise<RetryOutcome> {
+  /**
+   * The operator's retry, queued again under the next queueing number; `actor` (the
+   * fingerprint of the key that asked, never the key) is written in its history row.
+   */
+  async retry(id: string, requestId: string | null, actor: string | null = null): Promise<RetryOutcome> {
     return retryWhileBusy(() =>
       this.knex.transaction(async (trx) => {
         const now = Date.now();
@@ -100,9 +104,12 @@ export class TransitionsRepository {
           const exists = await trx('records').select('id').where({ id }).first();
           return { retried: false, reason: exists ? 'not_failed' : 'not_found' };
         }
-        await insertRows(trx, 'record_transitions', HISTORY_COLUMNS, [
-          [id, RETRY_FROM, PROCESSING_FROM, now, 0, null, requestId, null],
-        ]);
+        await insertRows(
+          trx,
+          'record_transitions',
+          [...HISTORY_COLUMNS, 'actor'],
+          [[id, RETRY_FROM, PROCESSING_FROM, now, 0, null, requestId, null, actor]],
+        );
         await countRetry(trx, id);
         return { retried: true, seq: Number(rows[0]!.queue_seq) };
       }),
@@ -175,7 +182,7 @@ export class TransitionsRepository {
     const exists = await this.reader('records').select('id').where({ id }).first();
     if (!exists) return null;
     const rows = (await this.reader('record_transitions')
-      .select('from_status', 'to_status', 'at', 'attempt', 'error', 'request_id', 'job_id')
+      .select('from_status', 'to_status', 'at', 'attempt', 'error', 'request_id', 'job_id', 'actor')
       .where({ record_id: id })
       .orderBy('id')) as TransitionRow[];
     return rows.map((r) => ({
@@ -186,6 +193,7 @@ export class TransitionsRepository {
       error: r.error,
       request_id: r.request_id,
       job_id: r.job_id,
+      actor: r.actor,
     }));
   }
 }

@@ -19,7 +19,7 @@ describe('health, version and the summary report', () => {
       service: 'ok',
       version: '0.0.0-test',
       database: { status: 'ok' },
-      queue: { status: 'ok', waiting: 1, active: 0, failed: 0 },
+      queue: { status: 'ok', waiting: 1, active: 0, failed: 0, workers: 0 },
       redis: { mode: 'standalone', primary: `127.0.0.1:${new URL(h.config.redisUrl).port}` },
     });
   });

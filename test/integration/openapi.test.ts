@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { createApp, createRouteDeps, createRouter } from '../../api/app.js';
+import { buildDashboard } from '../../bin/build-dashboard.js';
 import { OPERATIONS } from '../../api/openapi/index.js';
 import { createDatabase } from '../../shared/index.js';
 import { createTestDatabase } from '../helpers/database.js';
@@ -66,7 +67,8 @@ describe('OpenAPI document', function () {
     const router = createRouter(createRouteDeps(h.deps));
     const routes = router.stack
       .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${String(layer.path)}`))
-      .filter((r) => r !== 'GET /docs/:asset') // Swagger UI's own files, part of GET /docs
+      // Swagger UI's own files, part of GET /docs, and the dashboard's, part of GET /dashboard
+      .filter((r) => r !== 'GET /docs/:asset' && r !== 'GET /dashboard/:asset')
       .map((r) => r.replace(/:(\w+)/g, '{$1}'));
     const documented = OPERATIONS.map((op) => `${op.method.toUpperCase()} ${op.path}`);
     // the queue UI is mounted beside the router, not in it
@@ -191,6 +193,11 @@ describe('OpenAPI document', function () {
       await call(h, { method: 'post', path: `/records/${failedId}/process`, key: true }); // ALREADY_PROCESSED
       await call(h, { method: 'post', path: `/records/${failedId}/retry`, key: true });
       await call(h, { method: 'post', path: `/records/${pendingId}/retry`, key: true }); // NOT_FAILED
+      const bulk = { filter: { category: 'lead' }, limit: 10 };
+      await call(h, { method: 'post', path: '/records/retry', key: true, body: bulk });
+      await call(h, { method: 'post', path: '/records/retry', key: true, body: { filter: {}, limit: 0 } });
+      const csv = await call(h, { path: '/records?format=csv' });
+      expect(csv.headers['content-type']).to.match(/^text\/csv/);
     });
 
     it('records: the errors of each operation', async () => {
@@ -280,12 +287,20 @@ describe('OpenAPI document', function () {
       await call(h, { path: '/reports/summary?status=done' });
       await call(h, { path: '/reports/timeseries?bucket=hour' });
       await call(h, { path: '/reports/timeseries?bucket=week' });
+      await call(h, { path: '/reports/summary', headers: { Accept: 'text/csv' } });
+      await call(h, { path: '/reports/timeseries?format=csv' });
+      await call(h, { path: '/reports/latency?bucket=hour' });
+      await call(h, { path: '/reports/latency?bucket=week' });
+      await call(h, { path: '/reports/failures?category=lead' });
+      await call(h, { path: '/reports/failures?limit=0' });
       await call(h, { path: '/health' });
       await call(h, { path: '/health/live' });
       await call(h, { path: '/version' });
       await call(h, { path: '/metrics' });
       await call(h, { path: '/openapi.json' });
       await call(h, { path: '/docs' });
+      await buildDashboard();
+      await call(h, { path: '/dashboard' });
       await call(h, { path: '/admin/queues' });
       await call(h, { path: '/admin/queues', key: true });
     });
