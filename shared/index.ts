@@ -19,3 +19,4 @@ export * from './error-text.js';
 export * from './canonical-json.js';
 export * from './standard-webhooks.js';
 export * from './http-post.js';
+export * from './categories.js';
