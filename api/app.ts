@@ -10,6 +10,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { requestId } from './middleware/request-id.js';
 import { requestLog } from './middleware/request-log.js';
 import { securityHeaders } from './middleware/security-headers.js';
+import { registerCategoriesRoutes } from './routes/categories.js';
 import { registerDocsRoutes } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
@@ -26,6 +27,7 @@ export function createRouter(deps: RouteDeps): Router {
   registerHealthRoutes(router, deps);
   registerRecordsRoutes(router, deps);
   registerReportsRoutes(router, deps);
+  registerCategoriesRoutes(router, deps);
   registerMetricsRoutes(router, deps);
   registerDocsRoutes(router, deps);
   return router;

@@ -69,11 +69,11 @@ function loadAssets(): Map<string, Asset> {
 }
 
 /** GET /openapi.json, and Swagger UI at GET /docs with its assets under /docs/. */
-export function registerDocsRoutes(router: Router, { version }: RouteDeps): void {
+export function registerDocsRoutes(router: Router, { version, config }: RouteDeps): void {
   let document: OpenApiDocument | undefined;
 
   router.get('/openapi.json', (ctx) => {
-    document ??= buildOpenApiDocument(version.version);
+    document ??= buildOpenApiDocument(version.version, config.categories);
     ctx.body = document;
   });
 

@@ -10,6 +10,8 @@ import {
   recordIdSchema,
   recordInputSchema,
   validate,
+  type Categories,
+  type ErrorDetail,
   type ListRecordsQuery,
   type RecordInput,
   type WorkflowRecord,
@@ -33,7 +35,30 @@ function recordId(ctx: Context): string {
   return id;
 }
 
-export function registerRecordsRoutes(router: Router, { db, records }: RouteDeps): void {
+/**
+ * The categories file's word on each input, before anything is stored: an unlisted category
+ * when those are refused, else every payload schema violation, each naming its field.
+ */
+export function checkCategories(
+  categories: Categories,
+  inputs: readonly RecordInput[],
+  fieldOf: (i: number) => string,
+) {
+  const unknown: ErrorDetail[] = [];
+  const violations: ErrorDetail[] = [];
+  inputs.forEach((input, i) => {
+    const found = categories.checkPayload(input.category, input.payload, `${fieldOf(i)}.payload`);
+    if (found === 'unknown') {
+      unknown.push({ field: `${fieldOf(i)}.category`, message: `category "${input.category}" is not listed` });
+    } else {
+      violations.push(...found);
+    }
+  });
+  if (unknown.length > 0) throw new AppError('UNKNOWN_CATEGORY', undefined, unknown);
+  if (violations.length > 0) throw new AppError('VALIDATION_ERROR', undefined, violations);
+}
+
+export function registerRecordsRoutes(router: Router, { db, records, config }: RouteDeps): void {
   async function create(
     ctx: Context,
     operation: string,
@@ -53,6 +78,7 @@ export function registerRecordsRoutes(router: Router, { db, records }: RouteDeps
   router.post('/records', async (ctx) => {
     const { process } = validate<{ process: boolean }>(processQuerySchema, ctx.query, 'query');
     const input = validate<RecordInput>(recordInputSchema, ctx.request.body, 'body');
+    checkCategories(config.categories, [input], () => 'body');
     await create(ctx, 'create', [input], process, ([record]) => ({
       statusCode: 201,
       body: record,
@@ -63,6 +89,7 @@ export function registerRecordsRoutes(router: Router, { db, records }: RouteDeps
   router.post('/records/batch', async (ctx) => {
     const { process } = validate<{ process: boolean }>(processQuerySchema, ctx.query, 'query');
     const { records: inputs } = validate<{ records: RecordInput[] }>(batchInputSchema, ctx.request.body, 'body');
+    checkCategories(config.categories, inputs, (i) => `body.records.${i}`);
     await create(ctx, 'batch', inputs, process, (created: WorkflowRecord[]) => ({
       statusCode: 201,
       body: { items: created, count: created.length },
