@@ -192,6 +192,49 @@ describe('module processors', function () {
     expect(done).to.deep.include({ status: 'processed', result: { went: true } });
   });
 
+  it("per-category processor metrics on the worker's registry: duration and outcomes by category and kind", async () => {
+    await start({ MAX_ATTEMPTS: '2' });
+    await Promise.all([
+      h.waitForTerminal(await submit('result', { n: 1 })),
+      h.waitForTerminal(await submit('permanent', {})),
+      h.waitForTerminal(await submit('transient', { succeed_at: 9 })),
+      h.waitForTerminal(await submit('plain', {})),
+      h.waitForTerminal(await submit('anything-else', {})),
+    ]);
+    const text = await h.worker!.metrics.registry.metrics();
+    // the value of the sample with exactly these labels, besides the registry's own service="worker"
+    const value = (sample: string) => {
+      const [, name, labels] = /^(\w+)\{(.*)\}$/.exec(sample)!;
+      const wanted = [...labels!.split(','), 'service="worker"'].sort().join(',');
+      for (const line of text.split('\n')) {
+        const m = /^(\w+)\{(.*)\} (\S+)$/.exec(line);
+        if (m && m[1] === name && m[2]!.split(',').sort().join(',') === wanted) return Number(m[3]);
+      }
+      return null;
+    };
+    expect(value('workflow_processor_runs_total{category="result",processor="module",outcome="processed"}')).to.equal(
+      1,
+    );
+    expect(value('workflow_processor_runs_total{category="permanent",processor="module",outcome="failed"}')).to.equal(
+      1,
+    );
+    expect(value('workflow_processor_runs_total{category="transient",processor="module",outcome="retried"}')).to.equal(
+      1,
+    );
+    expect(value('workflow_processor_runs_total{category="transient",processor="module",outcome="failed"}')).to.equal(
+      1,
+    );
+    expect(value('workflow_processor_runs_total{category="plain",processor="builtin",outcome="processed"}')).to.equal(
+      1,
+    );
+    // unlisted categories share one label, so a client cannot grow the metrics without bound
+    expect(
+      value('workflow_processor_runs_total{category="(unlisted)",processor="builtin",outcome="processed"}'),
+    ).to.equal(1);
+    expect(value('workflow_processor_duration_seconds_count{category="transient",processor="module"}')).to.equal(2);
+    expect(text).not.to.include('anything-else');
+  });
+
   it('imports each module once per worker, and a broken module stops the start naming file and category', async () => {
     const once = files.write(
       'once.yaml',
