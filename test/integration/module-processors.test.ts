@@ -82,6 +82,7 @@ describe('module processors', function () {
   this.timeout(60_000);
   let files: CategoriesDir;
   let h: Harness;
+  let open: Harness | undefined;
   let file: string;
 
   before(() => {
@@ -100,11 +101,13 @@ describe('module processors', function () {
     };
   });
   afterEach(async () => {
-    await h?.close();
+    await open?.close();
+    open = undefined;
   });
 
   const start = async (env: Record<string, string> = {}) => {
     h = await createHarness({ worker: true, env: { CATEGORIES_FILE: file, ...env } });
+    open = h;
   };
   const submit = async (category: string, payload: object, requestId = `req-${category}`) => {
     const res = await h.http
