@@ -17,6 +17,11 @@ export default tseslint.config(
     },
   },
   {
+    // the examples are plain Node scripts a newcomer runs as they are
+    files: ['examples/**/*.js'],
+    languageOptions: { globals: { process: 'readonly', Buffer: 'readonly', console: 'readonly' } },
+  },
+  {
     // chai's property assertions (`.to.be.true`) are expressions by design
     files: ['test/**'],
     rules: { '@typescript-eslint/no-unused-expressions': 'off' },

@@ -11,6 +11,7 @@ import { requestId } from './middleware/request-id.js';
 import { requestLog } from './middleware/request-log.js';
 import { securityHeaders } from './middleware/security-headers.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
+import { registerCategoriesRoutes } from './routes/categories.js';
 import { registerDocsRoutes } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
@@ -27,6 +28,7 @@ export function createRouter(deps: RouteDeps): Router {
   registerHealthRoutes(router, deps);
   registerRecordsRoutes(router, deps);
   registerReportsRoutes(router, deps);
+  registerCategoriesRoutes(router, deps);
   registerMetricsRoutes(router, deps);
   registerDocsRoutes(router, deps);
   registerDashboardRoutes(router, deps);

@@ -17,11 +17,10 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createDatabase } from '../shared/index.js';
 import { pgBossCeiling } from './pg-boss-ceiling.js';
 import { cpuMs, rssMb } from './proc-stats.js';
-import { createTestDatabase, type TestDatabase } from '../test/helpers/database.js';
-import { startProcess, type ServiceProcess } from '../test/helpers/processes.js';
+import { benchDatabase, load, startService as startBenchService, waitForTerminal, type Service } from './service.js';
+import type { ServiceProcess } from '../test/helpers/processes.js';
 import { freePort, startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -78,43 +77,13 @@ async function sampleRss<T>(procs: Record<string, ServiceProcess>, run: () => Pr
   }
 }
 
-async function databaseFor(): Promise<TestDatabase> {
-  if (dbKind === 'postgres') process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/test';
-  else delete process.env.TEST_DATABASE_URL;
-  const database = await createTestDatabase();
-  const db = createDatabase(database.url);
-  await db.migrate();
-  await db.close();
-  return database;
-}
+const databaseFor = () => benchDatabase(dbKind);
 
 /** The PostgreSQL server the bench uses, without a test schema's search_path. */
 const pgBase = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-async function waitForTerminal(url: string, expected: number, onProgress?: (n: number) => void): Promise<void> {
-  const db = createDatabase(url);
-  try {
-    for (;;) {
-      const [{ n }] = (await db.knex('records').whereNot('status', 'pending').count({ n: '*' })) as Array<{
-        n: number | string;
-      }>;
-      onProgress?.(Number(n));
-      if (Number(n) >= expected) return;
-      await sleep(50);
-    }
-  } finally {
-    await db.close();
-  }
-}
-
 const better = (kept: autocannon.Result | undefined, next: autocannon.Result) =>
   kept && kept.requests.average >= next.requests.average ? kept : next;
-
-function load(opts: autocannon.Options): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
-  });
-}
 
 /** `records` records as JSON bodies of 1,000 records each, built before any clock starts. */
 function batchBodies(records: number): string[] {
@@ -144,66 +113,14 @@ async function sendBatches(url: string, bodies: string[], connections: number): 
   await Promise.all(Array.from({ length: connections }, sender));
 }
 
-interface Service {
-  api: ServiceProcess;
-  workers: ServiceProcess[];
-  base: string;
-  database: TestDatabase;
-  stop(): Promise<void>;
-}
-
-async function startService(
+const startService = (
   redis: RedisServer,
   workers: number,
   tag: string,
-  extraEnv: Record<string, string> = {},
+  env: Record<string, string> = {},
   workerNodeArgs: string[] = [],
-): Promise<Service> {
-  const database = await databaseFor();
-  const port = await freePort();
-  const env = {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATABASE_URL: database.url,
-    REDIS_URL: redis.url,
-    QUEUE_PREFIX: `bench-${tag}-${Date.now()}`,
-    NODE_ENV: 'production',
-    WORKER_CONCURRENCY: String(CONCURRENCY),
-    MIGRATE_ON_START: 'false',
-    ...extraEnv,
-  };
-  const api = startProcess('api', env);
-  // readiness over HTTP: with LOG_LEVEL=warn the API prints no "listening" line
-  for (
-    let tries = 0;
-    !(await fetch(`http://127.0.0.1:${port}/health/live`).then(
-      (r) => r.ok,
-      () => false,
-    ));
-    tries++
-  ) {
-    if (tries > 300 || api.child.exitCode !== null) throw new Error(`api did not start:\n${api.output()}`);
-    await sleep(50);
-  }
-  const started: ServiceProcess[] = [];
-  for (let i = 0; i < workers; i++) {
-    const w = startProcess('worker', { ...env, METRICS_PORT: String(await freePort()) }, workerNodeArgs);
-    await w.waitForOutput('worker started');
-    started.push(w);
-  }
-  // the processes' logs are read only to see them start: stop buffering them
-  for (const p of [api, ...started]) p.discardOutput();
-  return {
-    api,
-    workers: started,
-    base: `http://127.0.0.1:${port}`,
-    database,
-    async stop() {
-      await Promise.all([api.stop(), ...started.map((w) => w.stop())]);
-      await database.drop();
-    },
-  };
-}
+): Promise<Service> =>
+  startBenchService({ redis, workers, tag, env, workerNodeArgs, dbKind, concurrency: CONCURRENCY });
 
 async function ingestCeiling(): Promise<autocannon.Result> {
   const database = await databaseFor();

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { parseEnv } from 'node:util';
 import Joi from 'joi';
+import { CategoriesFileError, defaultCategories, loadCategories, type Categories } from './categories.js';
 import { parseRedisUrl, RedisUrlError, type RedisTarget } from './redis-url.js';
 
 /**
@@ -41,6 +42,8 @@ export interface Config {
   readonly migrateOnStart: boolean;
   readonly environment: string;
   readonly gitCommit: string | null;
+  /** CATEGORIES_FILE read and validated; without it, every category gets the built-in processor */
+  readonly categories: Categories;
 }
 
 /** A key must travel in a header as is: visible ASCII, no spaces (commas separate keys). */
@@ -105,6 +108,7 @@ const schema = Joi.object({
     .pattern(/^[A-Za-z0-9._-]{1,32}$/)
     .default('development')
     .messages({ 'string.pattern.base': '"NODE_ENV" must be 1-32 letters, digits, ".", "_" or "-"' }),
+  CATEGORIES_FILE: Joi.string(),
   GIT_COMMIT: Joi.string()
     .pattern(/^[A-Za-z0-9._-]{1,64}$/)
     .messages({ 'string.pattern.base': '"GIT_COMMIT" must be 1-64 letters, digits, ".", "_" or "-"' }),
@@ -166,7 +170,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     migrateOnStart: value.MIGRATE_ON_START,
     environment: value.NODE_ENV,
     gitCommit: value.GIT_COMMIT ?? null,
+    categories:
+      value.CATEGORIES_FILE === undefined ? defaultCategories() : categoriesOrThrow(value.CATEGORIES_FILE, env),
   });
+}
+
+function categoriesOrThrow(file: string, env: NodeJS.ProcessEnv): Categories {
+  try {
+    // the file names the variables holding its secrets; they are read here, with the rest of the environment
+    return loadCategories(file, env);
+  } catch (err) {
+    if (err instanceof CategoriesFileError)
+      throw new ConfigError('CATEGORIES_FILE', `invalid CATEGORIES_FILE ${err.message}`);
+    throw err;
+  }
 }
 
 const MAX_PROXY_HOPS = 16;

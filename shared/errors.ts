@@ -12,6 +12,7 @@ export const ERROR_CATALOGUE = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'request body must be application/json' },
   VALIDATION_ERROR: { status: 422, message: 'request is not valid' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'Idempotency-Key was already used with a different request' },
+  UNKNOWN_CATEGORY: { status: 422, message: 'category is not listed in the categories file' },
   RATE_LIMITED: { status: 429, message: 'too many requests' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'service unavailable' },

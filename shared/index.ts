@@ -20,3 +20,4 @@ export * from './canonical-json.js';
 export * from './standard-webhooks.js';
 export * from './http-post.js';
 export * from './project-root.js';
+export * from './categories.js';

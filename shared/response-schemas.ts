@@ -234,6 +234,26 @@ export const versionSchema = Joi.object(
   }),
 ).meta({ className: 'Version' });
 
+export const categoriesSchema = Joi.object(
+  allRequired({
+    items: Joi.array().items(
+      Joi.object(
+        allRequired({
+          category: Joi.string().min(1).max(128),
+          description: Joi.string().allow(null),
+          payload_schema: jsonObject.allow(null).description('the JSON Schema 2020-12 a payload must match'),
+          processor: Joi.string()
+            .valid('builtin', 'module', 'http')
+            .description('what kind of processor does the work'),
+        }),
+      ).meta({ className: 'Category' }),
+    ),
+    unknown_categories: Joi.string()
+      .valid('accept', 'reject')
+      .description('whether a record of a category not listed here is accepted (422 `UNKNOWN_CATEGORY` otherwise)'),
+  }),
+).meta({ className: 'Categories' });
+
 export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
 
 /** An error body whose code is one of these (an operation's answers of one status). */

@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import {
   PROCESSABLE_STATUS,
   type Logger,
@@ -7,7 +7,18 @@ import {
   type TransitionInput,
   type TransitionsRepository,
 } from '../shared/index.js';
-import { processorFor, type ProcessorRegistry } from './processors/index.js';
+import {
+  isPermanent,
+  messageOf,
+  RetryLaterError,
+  ShutdownAbortError,
+  type CategoryProcessor,
+  type Processors,
+} from './processors/index.js';
+import { runProcessor } from './run-processor.js';
+
+/** How one processor run ended, for the per-category metrics. */
+export type ProcessorOutcome = 'processed' | 'failed' | 'retried';
 
 export interface ProcessRecordDeps {
   transitions: TransitionsRepository;
@@ -15,9 +26,13 @@ export interface ProcessRecordDeps {
   loadRecord(id: string): Promise<QueuedRecord | null>;
   /** applies one outcome with its guard, possibly grouped with others; false when the guard matched nothing */
   applyTransition(transition: TransitionInput): Promise<boolean>;
-  processors: ProcessorRegistry;
+  processors: Processors;
   logger: Logger;
   maxAttempts: number;
+  /** aborted when the worker shuts down: running processors are told, and their attempts given up */
+  shutdown?: AbortSignal;
+  /** called once per processor run */
+  onProcessorRun?(processor: CategoryProcessor, outcome: ProcessorOutcome, seconds: number): void;
 }
 
 /**
@@ -28,7 +43,18 @@ export interface ProcessRecordDeps {
  */
 export type JobOutcome = 'processed' | 'failed' | 'skipped' | 'superseded';
 
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)) || 'processing failed';
+/**
+ * A transient failure whose answer asked for a wait: this job's next attempt waits at
+ * least that long. The job's options are its copy in this worker; BullMQ reads the
+ * backoff from them when it schedules the retry, and Redis keeps the original.
+ */
+function honourRetryAfter(job: Job<ProcessJobData>, err: unknown): void {
+  if (!(err instanceof RetryLaterError) || err.retryAfterMs === null) return;
+  const backoff = job.opts.backoff;
+  const base = typeof backoff === 'number' ? backoff : (backoff?.delay ?? 0);
+  const planned = typeof backoff === 'object' && backoff.type === 'exponential' ? base * 2 ** job.attemptsMade : base;
+  job.opts.backoff = { type: 'fixed', delay: Math.max(err.retryAfterMs, planned) };
+}
 
 /**
  * The job handler: run the record's processor and apply the guarded transition.
@@ -42,6 +68,8 @@ export function createRecordHandler({
   processors,
   logger,
   maxAttempts,
+  shutdown,
+  onProcessorRun,
 }: ProcessRecordDeps) {
   return async function processRecord(job: Job<ProcessJobData>): Promise<JobOutcome> {
     const { recordId, seq, requestId } = job.data;
@@ -55,21 +83,32 @@ export function createRecordHandler({
     }
 
     const attempt = job.attemptsMade + 1;
-    const lastAttempt = attempt >= (job.opts.attempts ?? maxAttempts);
+    const attempts = job.opts.attempts ?? maxAttempts;
+    const lastAttempt = attempt >= attempts;
     const base = { recordId, seq, attempt, requestId, jobId: job.id ?? null };
+    const processor = processors.for(found.record.category);
+    const ctx = { attempt, maxAttempts: attempts, requestId, jobId: job.id ?? '', log };
+    const started = performance.now();
+    const ran = (outcome: ProcessorOutcome) =>
+      onProcessorRun?.(processor, outcome, (performance.now() - started) / 1000);
     let transition: TransitionInput;
     try {
-      const result = await processorFor(processors, found.record.category)(found.record);
+      const result = await runProcessor(processor, found.record, ctx, shutdown);
+      ran('processed');
       transition = { ...base, to: 'processed', result };
     } catch (err) {
-      if (!(err instanceof UnrecoverableError) && !lastAttempt) {
+      // an attempt given up at shutdown never fails the record: another worker takes it again
+      const abandoned = err instanceof ShutdownAbortError;
+      if (abandoned || (!isPermanent(err) && !lastAttempt)) {
+        ran('retried');
         await transitions.recordFailedAttempt(recordId, seq, attempt, messageOf(err));
         log.warn({ attempt, err: { message: messageOf(err) } }, 'attempt failed, will retry');
+        honourRetryAfter(job, err);
         throw err;
       }
+      ran('failed');
       transition = { ...base, to: 'failed', error: messageOf(err) };
     }
-
     if (await applyTransition(transition)) {
       log.info({ from: PROCESSABLE_STATUS, to: transition.to, attempt }, 'transition');
       return transition.to;

@@ -15,7 +15,7 @@ import {
   type TransitionInput,
 } from '../shared/index.js';
 import { createRecordHandler } from './process-record.js';
-import { processors as defaultRegistry, type ProcessorRegistry } from './processors/index.js';
+import { createProcessors, type Processors } from './processors/index.js';
 import { startReconciler, type Reconciler } from './reconciler.js';
 import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
 
@@ -24,7 +24,8 @@ export interface WorkerDeps {
   logger: Logger;
   db: Database;
   connection: Redis;
-  processors?: ProcessorRegistry;
+  /** by default those of the categories file (config.categories) */
+  processors?: Processors;
 }
 
 export interface RecordsWorker {
@@ -44,20 +45,30 @@ export function createRecordsWorker({ config, logger, db, connection, processors
   // outcomes of jobs that finish together are written in one transaction. An outcome that cannot
   // be written fails its own job only (writing the others again is safe: the guard matches once),
   // unless the database cannot be reached at all
+  // tells running processors the worker is stopping, so none holds the close up
+  const shutdown = new AbortController();
   const grouping = { maxGroup: 200, failsWholeGroup: isDependencyUnavailable };
   const transitions = new Coalescer<TransitionInput, boolean>(
     (group) => db.transitions.applyTransitions(group),
     grouping,
   );
+  const queue = createProcessingQueue(connection, {
+    prefix: config.queuePrefix,
+    maxAttempts: config.maxAttempts,
+    retryBackoffMs: config.retryBackoffMs,
+  });
+  const metrics = createWorkerMetrics(queue);
   // jobs that start together read their records in one query
   const loads = new Coalescer<string, QueuedRecord | null>((ids) => db.records.findQueued(ids), grouping);
   const handler = createRecordHandler({
     transitions: db.transitions,
     loadRecord: (id) => loads.submit(id),
     applyTransition: (transition) => transitions.submit(transition),
-    processors: processors ?? defaultRegistry,
+    processors: processors ?? createProcessors(config.categories),
     logger,
     maxAttempts: config.maxAttempts,
+    shutdown: shutdown.signal,
+    onProcessorRun: (processor, outcome, seconds) => metrics.observeProcessor(processor, outcome, seconds),
   });
   const worker = new Worker<ProcessJobData>(QUEUE_NAME, handler, {
     connection,
@@ -81,12 +92,6 @@ export function createRecordsWorker({ config, logger, db, connection, processors
   });
   void warnUnlessAofAndNoEviction(connection, logger);
 
-  const queue = createProcessingQueue(connection, {
-    prefix: config.queuePrefix,
-    maxAttempts: config.maxAttempts,
-    retryBackoffMs: config.retryBackoffMs,
-  });
-  const metrics = createWorkerMetrics(queue);
   metrics.observe(worker);
   const reconciler = startReconciler({
     db,
@@ -102,6 +107,7 @@ export function createRecordsWorker({ config, logger, db, connection, processors
       // with Redis away a graceful close waits for it to return, so force it: a job cut off
       // is taken again once its lock lapses, and the status guard keeps an outcome it committed
       const redisAway = connection.status !== 'ready';
+      shutdown.abort();
       const stopping = reconciler.stop();
       // a reconcile pass waiting on Redis must not hold the close
       if (!redisAway) await untilAborted(stopping, deadline);

@@ -1,6 +1,12 @@
 import type Joi from 'joi';
 import joiToSwaggerModule from 'joi-to-swagger';
-import { ERROR_CATALOGUE, errorBodySchema, errorBodySchemaFor, type ErrorCode } from '../../shared/index.js';
+import {
+  ERROR_CATALOGUE,
+  errorBodySchema,
+  errorBodySchemaFor,
+  type Categories,
+  type ErrorCode,
+} from '../../shared/index.js';
 import { ACCESS_ERRORS, ERROR_NOTES, OPERATIONS, type HeaderName, type OperationSpec } from './operations.js';
 
 // a CommonJS module whose typings declare an ES default export; it sets both, so
@@ -129,7 +135,25 @@ function parameters(op: OperationSpec, convert: SchemaConverter): unknown[] {
   return out;
 }
 
-function operation(op: OperationSpec, convert: SchemaConverter): Record<string, unknown> {
+/** Operations whose body carries records: their description shows each category's payload schema. */
+const RECORD_WRITES = new Set(['createRecord', 'createRecords']);
+
+/** The payload schemas of the categories file, as Markdown, for client generators and readers. */
+function payloadSchemasNote(categories: Categories | undefined): string {
+  const withSchema = [...(categories?.listed.values() ?? [])].filter((c) => c.payloadSchema !== null);
+  const lines = withSchema.map((c) => `- \`${c.category}\`: \`${JSON.stringify(c.payloadSchema)}\``);
+  const unknown =
+    categories?.unknownCategories === 'reject' ? ' A category the file does not list is 422 `UNKNOWN_CATEGORY`.' : '';
+  if (lines.length === 0) return unknown.trim();
+  return [
+    `A record's \`payload\` must match its category's JSON Schema (2020-12); each violation is one detail of a 422 ` +
+      `\`VALIDATION_ERROR\`, and nothing is stored.${unknown}`,
+    '',
+    ...lines,
+  ].join('\n');
+}
+
+function operation(op: OperationSpec, convert: SchemaConverter, note = ''): Record<string, unknown> {
   const responses: Record<string, unknown> = {};
   for (const [status, r] of Object.entries(op.responses)) {
     const content: Record<string, unknown> = r.contentType
@@ -154,7 +178,7 @@ function operation(op: OperationSpec, convert: SchemaConverter): Record<string, 
     operationId: op.operationId,
     tags: [op.tag],
     summary: op.summary,
-    ...(op.description ? { description: op.description } : {}),
+    ...(op.description || note ? { description: [op.description, note].filter(Boolean).join('\n\n') } : {}),
     // an empty alternative: keys are needed only when API_KEYS is set
     security: keyed ? [{ apiKey: [] }, { bearer: [] }, {}] : [],
     parameters: parameters(op, convert),
@@ -185,14 +209,18 @@ ${errorCatalogueTable()}
 **Keys.** With API_KEYS set, every write and everything under \`/admin\` needs \`X-API-Key: <key>\` or
 \`Authorization: Bearer <key>\`; reads stay public.`;
 
-/** The OpenAPI 3.0 document, generated from the operations table and the Joi schemas. */
-export function buildOpenApiDocument(version: string): OpenApiDocument {
+/**
+ * The OpenAPI 3.0 document, generated from the operations table and the Joi schemas; with
+ * the categories file, the record writes also describe its payload schemas.
+ */
+export function buildOpenApiDocument(version: string, categories?: Categories): OpenApiDocument {
+  const note = payloadSchemasNote(categories);
   const convert = new SchemaConverter();
   const anyError = convert.convert(errorBodySchema);
   const paths: OpenApiDocument['paths'] = {};
   for (const op of OPERATIONS) {
     paths[op.path] ??= {};
-    paths[op.path]![op.method] = operation(op, convert);
+    paths[op.path]![op.method] = operation(op, convert, RECORD_WRITES.has(op.operationId) ? note : '');
   }
   return {
     openapi: '3.0.3',

@@ -6,6 +6,7 @@ import {
   bulkRetrySchema,
   failuresQuerySchema,
   failuresReportSchema,
+  categoriesSchema,
   healthSchema,
   historySchema,
   latencyQuerySchema,
@@ -98,6 +99,7 @@ export const ERROR_NOTES: Partial<Record<ErrorCode, string>> = {
   RECORD_NOT_FOUND: 'no record has this id (a malformed id included)',
   VALIDATION_ERROR: '`details` has one entry per problem',
   IDEMPOTENCY_KEY_REUSED: 'this Idempotency-Key came before with another request',
+  UNKNOWN_CATEGORY: 'the categories file says `unknown_categories: reject` and does not list this category',
   ALREADY_PROCESSED: 'the record is processed or failed (`record is not pending`)',
   ALREADY_QUEUED: 'the record is pending and already queued',
   NOT_FAILED: 'only a failed record can be retried',
@@ -146,7 +148,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
         'Idempotent-Replayed',
       ]),
     },
-    errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED'],
+    errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED', 'UNKNOWN_CATEGORY'],
   },
   {
     method: 'post',
@@ -169,7 +171,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
         headers: ['Idempotent-Replayed'],
       },
     },
-    errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED'],
+    errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED', 'UNKNOWN_CATEGORY'],
   },
   {
     method: 'get',
@@ -340,6 +342,18 @@ export const OPERATIONS: readonly OperationSpec[] = [
     query: failuresQuerySchema,
     responses: { 200: { description: 'the groups', schema: failuresReportSchema } },
     errors: ['VALIDATION_ERROR'],
+  },
+  {
+    method: 'get',
+    path: '/categories',
+    operationId: 'listCategories',
+    tag: 'records',
+    summary: 'The categories the categories file lists: description, payload schema, kind of processor',
+    description:
+      'Empty without CATEGORIES_FILE (every category is then accepted and processed by the built-in rule). A ' +
+      "processor's URL, path and secret are never shown.",
+    access: 'public',
+    responses: { 200: { description: 'the listed categories, in the order of the file', schema: categoriesSchema } },
   },
   {
     method: 'get',

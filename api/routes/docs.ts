@@ -69,12 +69,12 @@ function loadAssets(): Map<string, Asset> {
 }
 
 /** GET /openapi.json, and Swagger UI at GET /docs with its assets under /docs/. */
-export function registerDocsRoutes(router: Router, { version }: RouteDeps): void {
+export function registerDocsRoutes(router: Router, { version, config }: RouteDeps): void {
   let document: OpenApiDocument | undefined;
 
   router.get('/openapi.json', async (ctx) => {
     // built on first use: the builder and joi-to-swagger are several MB a process that is never asked need not hold
-    document ??= (await import('../openapi/index.js')).buildOpenApiDocument(version.version);
+    document ??= (await import('../openapi/index.js')).buildOpenApiDocument(version.version, config.categories);
     ctx.body = document;
   });
 

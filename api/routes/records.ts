@@ -15,6 +15,8 @@ import {
   type FailureFilterInput,
   type FailureFilters,
   type ListQuery,
+  type Categories,
+  type ErrorDetail,
   type ListRecordsQuery,
   type RecordInput,
   type RetryByFilterInput,
@@ -69,7 +71,30 @@ export function failureFilters(f: FailureFilterInput): FailureFilters {
   };
 }
 
-export function registerRecordsRoutes(router: Router, { db, records, logger }: RouteDeps): void {
+/**
+ * The categories file's word on each input, before anything is stored: an unlisted category
+ * when those are refused, else every payload schema violation, each naming its field.
+ */
+export function checkCategories(
+  categories: Categories,
+  inputs: readonly RecordInput[],
+  fieldOf: (i: number) => string,
+) {
+  const unknown: ErrorDetail[] = [];
+  const violations: ErrorDetail[] = [];
+  inputs.forEach((input, i) => {
+    const found = categories.checkPayload(input.category, input.payload, `${fieldOf(i)}.payload`);
+    if (found === 'unknown') {
+      unknown.push({ field: `${fieldOf(i)}.category`, message: `category "${input.category}" is not listed` });
+    } else {
+      violations.push(...found);
+    }
+  });
+  if (unknown.length > 0) throw new AppError('UNKNOWN_CATEGORY', undefined, unknown);
+  if (violations.length > 0) throw new AppError('VALIDATION_ERROR', undefined, violations);
+}
+
+export function registerRecordsRoutes(router: Router, { db, records, logger, config }: RouteDeps): void {
   async function create(
     ctx: Context,
     operation: string,
@@ -89,6 +114,7 @@ export function registerRecordsRoutes(router: Router, { db, records, logger }: R
   router.post('/records', async (ctx) => {
     const { process } = validate<{ process: boolean }>(processQuerySchema, ctx.query, 'query');
     const input = validate<RecordInput>(recordInputSchema, ctx.request.body, 'body');
+    checkCategories(config.categories, [input], () => 'body');
     await create(ctx, 'create', [input], process, ([record]) => ({
       statusCode: 201,
       body: record,
@@ -99,6 +125,7 @@ export function registerRecordsRoutes(router: Router, { db, records, logger }: R
   router.post('/records/batch', async (ctx) => {
     const { process } = validate<{ process: boolean }>(processQuerySchema, ctx.query, 'query');
     const { records: inputs } = validate<{ records: RecordInput[] }>(batchInputSchema, ctx.request.body, 'body');
+    checkCategories(config.categories, inputs, (i) => `body.records.${i}`);
     await create(ctx, 'batch', inputs, process, (created: WorkflowRecord[]) => ({
       statusCode: 201,
       body: { items: created, count: created.length },

@@ -28,6 +28,7 @@ const BAD_VALUES: Record<string, string> = {
   MIGRATE_ON_START: 'perhaps',
   NODE_ENV: 'pro duction',
   GIT_COMMIT: 'not a commit!',
+  CATEGORIES_FILE: '/nonexistent/categories.yaml',
 };
 
 /** The built entry points, started as `npm run api|worker` would, with one bad variable each. */

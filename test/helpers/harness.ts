@@ -6,7 +6,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createApp, type AppDeps } from '../../api/app.js';
 import { createRecordsWorker, type RecordsWorker } from '../../worker/worker.js';
-import type { ProcessorRegistry } from '../../worker/processors/index.js';
+import { createProcessors, type ProcessorRegistry } from '../../worker/processors/index.js';
 import {
   createDatabase,
   createProcessingQueue,
@@ -107,7 +107,13 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       // its own Knex, as a separate worker process would have
       const workerDb = createDatabase(config.databaseUrl, { logger });
       workerDbs.push(workerDb);
-      harness.worker = createRecordsWorker({ config, logger, db: workerDb, connection, processors });
+      harness.worker = createRecordsWorker({
+        config,
+        logger,
+        db: workerDb,
+        connection,
+        processors: createProcessors(config.categories, processors),
+      });
       return harness.worker;
     },
     async waitForTerminal(id, timeoutMs = 10_000) {

@@ -295,6 +295,7 @@ describe('OpenAPI document', function () {
       await call(h, { path: '/reports/failures?limit=0' });
       await call(h, { path: '/health' });
       await call(h, { path: '/health/live' });
+      await call(h, { path: '/categories' });
       await call(h, { path: '/version' });
       await call(h, { path: '/metrics' });
       await call(h, { path: '/openapi.json' });

@@ -1,5 +1,5 @@
 import { UnrecoverableError } from 'bullmq';
-import type { Processor } from './types.js';
+import type { JsonObject, WorkflowRecord } from '../../shared/index.js';
 
 function numericPriority(value: unknown): number | null {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
@@ -8,7 +8,7 @@ function numericPriority(value: unknown): number | null {
 }
 
 /** For categories without a processor of their own: classify by `payload.priority`. */
-export const defaultProcessor: Processor = (record) => {
+export const defaultProcessor = (record: WorkflowRecord): JsonObject => {
   const { priority } = record.payload;
   let score = 0;
   if (priority !== undefined) {
