@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Router from '@koa/router';
 import { AppError } from '../../shared/index.js';
-import type { OpenApiDocument } from '../openapi/index.js';
+import { buildOpenApiDocument, type OpenApiDocument } from '../openapi/index.js';
 import type { RouteDeps } from '../deps.js';
 
 const swaggerUiDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
@@ -72,9 +72,8 @@ function loadAssets(): Map<string, Asset> {
 export function registerDocsRoutes(router: Router, { version, config }: RouteDeps): void {
   let document: OpenApiDocument | undefined;
 
-  router.get('/openapi.json', async (ctx) => {
-    // built on first use: the builder and joi-to-swagger are several MB a process that is never asked need not hold
-    document ??= (await import('../openapi/index.js')).buildOpenApiDocument(version.version, config.categories);
+  router.get('/openapi.json', (ctx) => {
+    document ??= buildOpenApiDocument(version.version, config.categories);
     ctx.body = document;
   });
 
