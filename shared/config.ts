@@ -3,6 +3,7 @@ import net from 'node:net';
 import { parseEnv } from 'node:util';
 import Joi from 'joi';
 import { parseRedisUrl, RedisUrlError, type RedisTarget } from './redis-url.js';
+import { parseSecretKey } from './webhook-secrets.js';
 
 /**
  * Which peers may say who the client is in X-Forwarded-For: the nearest `hops` proxies
@@ -41,6 +42,32 @@ export interface Config {
   readonly migrateOnStart: boolean;
   readonly environment: string;
   readonly gitCommit: string | null;
+  readonly webhooks: WebhookSettings;
+  readonly events: EventStreamSettings;
+}
+
+/** Webhook deliveries (docs/webhooks.md). */
+export interface WebhookSettings {
+  readonly timeoutMs: number;
+  /** the first retry's delay; each further one doubles it, up to an hour */
+  readonly backoffMs: number;
+  readonly maxAttempts: number;
+  readonly allowPrivateUrls: boolean;
+  /** deliveries in flight per worker process */
+  readonly concurrency: number;
+  /** delivered and failed deliveries are deleted this long after they ended */
+  readonly retentionMs: number;
+  /** encrypts stored signing secrets; null: stored as they are */
+  readonly secretKey: Buffer | null;
+}
+
+/** The event log and `GET /events`. */
+export interface EventStreamSettings {
+  /** events older than this are deleted */
+  readonly retentionMs: number;
+  /** open streams one API process serves; past it, 503 */
+  readonly maxStreams: number;
+  readonly heartbeatMs: number;
 }
 
 /** A key must travel in a header as is: visible ASCII, no spaces (commas separate keys). */
@@ -108,6 +135,23 @@ const schema = Joi.object({
   GIT_COMMIT: Joi.string()
     .pattern(/^[A-Za-z0-9._-]{1,64}$/)
     .messages({ 'string.pattern.base': '"GIT_COMMIT" must be 1-64 letters, digits, ".", "_" or "-"' }),
+  WEBHOOK_TIMEOUT_MS: Joi.number().integer().min(100).max(60_000).default(5000),
+  WEBHOOK_BACKOFF_MS: Joi.number().integer().min(0).default(10_000),
+  WEBHOOK_MAX_ATTEMPTS: Joi.number().integer().min(1).max(100).default(12),
+  WEBHOOK_ALLOW_PRIVATE_URLS: Joi.boolean().truthy('1').falsy('0').default(false),
+  WEBHOOK_CONCURRENCY: Joi.number().integer().min(1).max(1000).default(16),
+  WEBHOOK_RETENTION_HOURS: Joi.number().min(0).default(72),
+  WEBHOOK_SECRET_KEY: Joi.string().custom((value: string, helpers) => {
+    try {
+      parseSecretKey(value);
+      return value;
+    } catch (err) {
+      return helpers.message({ custom: `"WEBHOOK_SECRET_KEY" ${(err as Error).message}` });
+    }
+  }),
+  EVENT_RETENTION_HOURS: Joi.number().min(0).default(168),
+  EVENTS_MAX_STREAMS: Joi.number().integer().min(1).max(100_000).default(1000),
+  EVENTS_HEARTBEAT_MS: Joi.number().integer().min(100).default(15_000),
 })
   .unknown(true)
   .prefs({ convert: true, abortEarly: true });
@@ -166,6 +210,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     migrateOnStart: value.MIGRATE_ON_START,
     environment: value.NODE_ENV,
     gitCommit: value.GIT_COMMIT ?? null,
+    webhooks: Object.freeze({
+      timeoutMs: value.WEBHOOK_TIMEOUT_MS,
+      backoffMs: value.WEBHOOK_BACKOFF_MS,
+      maxAttempts: value.WEBHOOK_MAX_ATTEMPTS,
+      allowPrivateUrls: value.WEBHOOK_ALLOW_PRIVATE_URLS,
+      concurrency: value.WEBHOOK_CONCURRENCY,
+      retentionMs: Math.round(value.WEBHOOK_RETENTION_HOURS * 3_600_000),
+      secretKey: value.WEBHOOK_SECRET_KEY === undefined ? null : parseSecretKey(value.WEBHOOK_SECRET_KEY),
+    }),
+    events: Object.freeze({
+      retentionMs: Math.round(value.EVENT_RETENTION_HOURS * 3_600_000),
+      maxStreams: value.EVENTS_MAX_STREAMS,
+      heartbeatMs: value.EVENTS_HEARTBEAT_MS,
+    }),
   });
 }
 

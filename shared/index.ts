@@ -19,3 +19,6 @@ export * from './error-text.js';
 export * from './canonical-json.js';
 export * from './standard-webhooks.js';
 export * from './http-post.js';
+export * from './events.js';
+export * from './webhook-secrets.js';
+export * from './webhook-url-guard.js';

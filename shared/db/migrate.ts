@@ -4,6 +4,7 @@ import * as idempotency from './migrations/002-idempotency-and-intent.js';
 import * as reportCounters from './migrations/003-report-counters.js';
 import * as idempotencyScope from './migrations/004-idempotency-scope.js';
 import * as enqueueConfirmation from './migrations/005-enqueue-confirmation.js';
+import * as webhooksAndEvents from './migrations/006-webhooks-and-events.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -18,6 +19,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['003-report-counters', reportCounters],
   ['004-idempotency-scope', idempotencyScope],
   ['005-enqueue-confirmation', enqueueConfirmation],
+  ['006-webhooks-and-events', webhooksAndEvents],
 ];
 
 const source: Knex.MigrationSource<string> = {
