@@ -22,3 +22,5 @@ export * from './http-post.js';
 export * from './events.js';
 export * from './webhook-secrets.js';
 export * from './webhook-url-guard.js';
+export * from './webhook-schemas.js';
+export * from './webhook-queue.js';

@@ -91,7 +91,10 @@ export async function checkWebhookUrl(url: string, { allowPrivate, lookup = syst
     try {
       addresses = await lookup(host);
     } catch (err) {
-      throw new UnsafeUrlError('unresolved', `host ${host} does not resolve (${(err as { code?: string }).code ?? 'error'})`);
+      throw new UnsafeUrlError(
+        'unresolved',
+        `host ${host} does not resolve (${(err as { code?: string }).code ?? 'error'})`,
+      );
     }
   }
   for (const address of addresses) {

@@ -80,9 +80,11 @@ export class Outbox {
     recordsOf: (ids: string[]) => Promise<Map<string, WorkflowRecord>>,
   ): Promise<OutboxWritten> {
     if (changes.length === 0) return { events: 0, deliveries: [] };
-    const subscriptions = ((await trx('webhook_subscriptions')
-      .select('id', 'events', 'categories')
-      .where({ enabled: true })) as SubscriptionRow[]).map((s) => ({
+    const subscriptions = (
+      (await trx('webhook_subscriptions')
+        .select('id', 'events', 'categories')
+        .where({ enabled: true })) as SubscriptionRow[]
+    ).map((s) => ({
       id: s.id,
       events: new Set(JSON.parse(s.events) as string[]),
       categories: s.categories === null ? null : new Set(JSON.parse(s.categories) as string[]),

@@ -207,7 +207,10 @@ export class WebhooksRepository {
   }
 
   /** Sends a delivery again under the same id: pending, a fresh round of attempts, its next job. */
-  async redeliver(subscriptionId: string, deliveryId: string): Promise<{ job: DeliveryJob; delivery: Delivery } | null> {
+  async redeliver(
+    subscriptionId: string,
+    deliveryId: string,
+  ): Promise<{ job: DeliveryJob; delivery: Delivery } | null> {
     const now = Date.now();
     const rows = (await retryWhileBusy(() =>
       this.knex('webhook_deliveries')
@@ -228,7 +231,17 @@ export class WebhooksRepository {
   async loadForSend(deliveryId: string): Promise<DeliveryToSend | null> {
     const row = (await this.knex('webhook_deliveries as d')
       .join('webhook_subscriptions as s', 's.id', 'd.subscription_id')
-      .select('d.id', 'd.job_seq', 'd.status', 'd.attempts', 'd.body', 'd.subscription_id', 's.url', 's.secret', 's.enabled')
+      .select(
+        'd.id',
+        'd.job_seq',
+        'd.status',
+        'd.attempts',
+        'd.body',
+        'd.subscription_id',
+        's.url',
+        's.secret',
+        's.enabled',
+      )
       .where('d.id', deliveryId)
       .first()) as
       | {
@@ -261,17 +274,15 @@ export class WebhooksRepository {
   async markDelivered(id: string, seq: number, attempts: number, statusCode: number): Promise<boolean> {
     const now = Date.now();
     const n = await retryWhileBusy(() =>
-      this.knex('webhook_deliveries')
-        .where({ id, job_seq: seq, status: 'pending' })
-        .update({
-          status: 'delivered',
-          attempts,
-          last_status_code: statusCode,
-          last_error: null,
-          delivered_at: now,
-          finished_at: now,
-          next_attempt_at: null,
-        }),
+      this.knex('webhook_deliveries').where({ id, job_seq: seq, status: 'pending' }).update({
+        status: 'delivered',
+        attempts,
+        last_status_code: statusCode,
+        last_error: null,
+        delivered_at: now,
+        finished_at: now,
+        next_attempt_at: null,
+      }),
     );
     return n === 1;
   }
@@ -323,9 +334,10 @@ export class WebhooksRepository {
 
   /** When the oldest pending delivery was made, or null when none is pending. */
   async oldestPendingCreatedAt(): Promise<number | null> {
-    const row = (await this.reader('webhook_deliveries').where('status', 'pending').min({ at: 'created_at' }).first()) as
-      | { at: number | string | null }
-      | undefined;
+    const row = (await this.reader('webhook_deliveries')
+      .where('status', 'pending')
+      .min({ at: 'created_at' })
+      .first()) as { at: number | string | null } | undefined;
     return row?.at == null ? null : Number(row.at);
   }
 
