@@ -50,7 +50,7 @@ export function createRouteDeps(deps: AppDeps): RouteDeps {
   });
   // deliveries written with API changes (creation, retry) are enqueued from here; workers send them
   const webhookQueue = createWebhookQueue(deps.redis, deps.config.queuePrefix);
-  const stopRelay = relayOutbox(deps.db, webhookQueue, deps.redis, deps.config.queuePrefix, deps.logger);
+  relayOutbox(deps.db, webhookQueue, deps.redis, deps.config.queuePrefix, deps.logger);
   const webhooks = createWebhooksService({ ...deps, queue: webhookQueue });
   const events = createEventsHub({
     db: deps.db,
@@ -58,16 +58,8 @@ export function createRouteDeps(deps: AppDeps): RouteDeps {
     prefix: deps.config.queuePrefix,
     settings: deps.config.events,
     logger: deps.logger,
+    shutdown: deps.shutdown,
   });
-  // streams end at the start of shutdown, so closing the server does not wait on them
-  deps.shutdown?.addEventListener(
-    'abort',
-    () => {
-      stopRelay();
-      void events.close();
-    },
-    { once: true },
-  );
   return { ...deps, metrics, records, webhooks, events };
 }
 

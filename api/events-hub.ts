@@ -42,6 +42,8 @@ export interface EventsHubDeps {
   prefix: string;
   settings: EventStreamSettings;
   logger: Logger;
+  /** streams end when it aborts (the start of shutdown, so closing the server does not wait on them) */
+  shutdown?: AbortSignal;
 }
 
 const matches = (e: RecordEvent, f: EventFilters) =>
@@ -59,7 +61,7 @@ const frame = (e: RecordEvent) => `id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.s
  * hub's position and only then goes live; since ids are visible in commit order, and a
  * stream sends only ids above the last it passed, nothing is skipped or sent twice.
  */
-export function createEventsHub({ db, redis, prefix, settings, logger }: EventsHubDeps): EventsHub {
+export function createEventsHub({ db, redis, prefix, settings, logger, shutdown }: EventsHubDeps): EventsHub {
   const connections = new Set<Connection>();
   let subscriber: Redis | null = null;
   let started: Promise<void> | null = null;
@@ -134,6 +136,8 @@ export function createEventsHub({ db, redis, prefix, settings, logger }: EventsH
       }, settings.heartbeatMs);
       poll.unref();
       heartbeat.unref();
+      // only a hub that serves streams listens: an app built many times on one signal adds nothing
+      shutdown?.addEventListener('abort', () => void hub.close(), { once: true });
     })();
     return started;
   }
@@ -157,12 +161,12 @@ export function createEventsHub({ db, redis, prefix, settings, logger }: EventsH
     }
   }
 
-  return {
+  const hub: EventsHub = {
     get size() {
       return connections.size;
     },
     async open(filters, after) {
-      if (closed) throw new AppError('SERVICE_UNAVAILABLE', 'the API is shutting down');
+      if (closed || shutdown?.aborted) throw new AppError('SERVICE_UNAVAILABLE', 'the API is shutting down');
       if (connections.size >= settings.maxStreams) {
         throw new AppError('SERVICE_UNAVAILABLE', `too many open event streams (${settings.maxStreams})`, undefined, {
           'Retry-After': '5',
@@ -183,6 +187,7 @@ export function createEventsHub({ db, redis, prefix, settings, logger }: EventsH
       return stream;
     },
     async close() {
+      if (closed) return;
       closed = true;
       clearInterval(poll);
       clearInterval(heartbeat);
@@ -194,4 +199,5 @@ export function createEventsHub({ db, redis, prefix, settings, logger }: EventsH
       }
     },
   };
+  return hub;
 }

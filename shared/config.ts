@@ -55,7 +55,7 @@ export interface WebhookSettings {
   readonly allowPrivateUrls: boolean;
   /** deliveries in flight per worker process */
   readonly concurrency: number;
-  /** delivered and failed deliveries are deleted this long after they ended */
+  /** delivered and failed deliveries are deleted this long after they ended (EVENT_RETENTION_HOURS) */
   readonly retentionMs: number;
   /** encrypts stored signing secrets; null: stored as they are */
   readonly secretKey: Buffer | null;
@@ -63,12 +63,16 @@ export interface WebhookSettings {
 
 /** The event log and `GET /events`. */
 export interface EventStreamSettings {
-  /** events older than this are deleted */
+  /** events older than this are deleted (EVENT_RETENTION_HOURS) */
   readonly retentionMs: number;
   /** open streams one API process serves; past it, 503 */
   readonly maxStreams: number;
+  /** a comment line this often on every stream (15 s) */
   readonly heartbeatMs: number;
 }
+
+// a comment on every open event stream this often keeps proxies from closing an idle one
+const EVENTS_HEARTBEAT_MS = 15_000;
 
 /** A key must travel in a header as is: visible ASCII, no spaces (commas separate keys). */
 const API_KEY = /^[\x21-\x2b\x2d-\x7e]+$/;
@@ -140,7 +144,6 @@ const schema = Joi.object({
   WEBHOOK_MAX_ATTEMPTS: Joi.number().integer().min(1).max(100).default(12),
   WEBHOOK_ALLOW_PRIVATE_URLS: Joi.boolean().truthy('1').falsy('0').default(false),
   WEBHOOK_CONCURRENCY: Joi.number().integer().min(1).max(1000).default(16),
-  WEBHOOK_RETENTION_HOURS: Joi.number().min(0).default(72),
   WEBHOOK_SECRET_KEY: Joi.string().custom((value: string, helpers) => {
     try {
       parseSecretKey(value);
@@ -149,9 +152,8 @@ const schema = Joi.object({
       return helpers.message({ custom: `"WEBHOOK_SECRET_KEY" ${(err as Error).message}` });
     }
   }),
-  EVENT_RETENTION_HOURS: Joi.number().min(0).default(168),
+  EVENT_RETENTION_HOURS: Joi.number().min(0).default(72),
   EVENTS_MAX_STREAMS: Joi.number().integer().min(1).max(100_000).default(1000),
-  EVENTS_HEARTBEAT_MS: Joi.number().integer().min(100).default(15_000),
 })
   .unknown(true)
   .prefs({ convert: true, abortEarly: true });
@@ -216,13 +218,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAttempts: value.WEBHOOK_MAX_ATTEMPTS,
       allowPrivateUrls: value.WEBHOOK_ALLOW_PRIVATE_URLS,
       concurrency: value.WEBHOOK_CONCURRENCY,
-      retentionMs: Math.round(value.WEBHOOK_RETENTION_HOURS * 3_600_000),
+      retentionMs: Math.round(value.EVENT_RETENTION_HOURS * 3_600_000),
       secretKey: value.WEBHOOK_SECRET_KEY === undefined ? null : parseSecretKey(value.WEBHOOK_SECRET_KEY),
     }),
     events: Object.freeze({
       retentionMs: Math.round(value.EVENT_RETENTION_HOURS * 3_600_000),
       maxStreams: value.EVENTS_MAX_STREAMS,
-      heartbeatMs: value.EVENTS_HEARTBEAT_MS,
+      heartbeatMs: EVENTS_HEARTBEAT_MS,
     }),
   });
 }

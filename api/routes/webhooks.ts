@@ -24,7 +24,6 @@ export function registerWebhooksRoutes(router: Router, { webhooks }: RouteDeps):
     const input = validate<SubscriptionInput>(webhookInputSchema, ctx.request.body, 'body');
     const created = await webhooks.create(input);
     ctx.status = 201;
-    ctx.set('Location', `/webhooks/${created.id}`);
     ctx.body = created;
   });
 

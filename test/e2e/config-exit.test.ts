@@ -33,11 +33,9 @@ const BAD_VALUES: Record<string, string> = {
   WEBHOOK_MAX_ATTEMPTS: '0',
   WEBHOOK_ALLOW_PRIVATE_URLS: 'sometimes',
   WEBHOOK_CONCURRENCY: '0',
-  WEBHOOK_RETENTION_HOURS: 'forever',
   WEBHOOK_SECRET_KEY: 'too-short',
-  EVENT_RETENTION_HOURS: '-1',
+  EVENT_RETENTION_HOURS: 'forever',
   EVENTS_MAX_STREAMS: '0',
-  EVENTS_HEARTBEAT_MS: '1',
 };
 
 /** The built entry points, started as `npm run api|worker` would, with one bad variable each. */

@@ -1,7 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
+import { createApp } from '../../api/app.js';
 import { createEventsHub, STREAM_BUFFER_BYTES } from '../../api/events-hub.js';
+import type { EventStreamSettings } from '../../shared/index.js';
 import { expectContractError } from '../helpers/contract.js';
 import { createHarness, type Harness } from '../helpers/harness.js';
 import { openSse, type SseStream } from '../helpers/sse-client.js';
@@ -15,9 +17,10 @@ describe('GET /events', function () {
   let base: string;
   const streams: SseStream[] = [];
 
-  async function start(env: Record<string, string> = {}, worker = true) {
+  async function start(env: Record<string, string> = {}, worker = true, events: Partial<EventStreamSettings> = {}) {
     h = await createHarness({ env, worker });
-    server = http.createServer(h.app.callback());
+    const app = createApp({ ...h.deps, config: { ...h.config, events: { ...h.config.events, ...events } } });
+    server = http.createServer(app.callback());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
@@ -144,18 +147,20 @@ describe('GET /events', function () {
   });
 
   it('a heartbeat comment on every EVENTS_HEARTBEAT_MS; past EVENTS_MAX_STREAMS, 503', async () => {
-    await start({ EVENTS_HEARTBEAT_MS: '100', EVENTS_MAX_STREAMS: '1' }, false);
+    await start({}, false, { heartbeatMs: 100, maxStreams: 1 });
     const s = await open();
     await new Promise((r) => setTimeout(r, 350));
     expect(s.comments.filter((c) => c === 'heartbeat').length).to.be.at.least(2);
-    const refused = await h.http.get('/events');
-    expectContractError(refused, 503, 'SERVICE_UNAVAILABLE');
-    expect(refused.body.error.message).to.equal('too many open event streams (1)');
+    const refused = await fetch(`${base}/events`);
+    expect(refused.status).to.equal(503);
+    const refusedBody = (await refused.json()) as { error: { code: string; message: string } };
+    expect(refusedBody.error).to.deep.equal({ code: 'SERVICE_UNAVAILABLE', message: 'too many open event streams (1)' });
     s.close();
     await s.ended;
     await new Promise((r) => setTimeout(r, 100));
     const again = await open();
     expect(again.status).to.equal(200);
+    expect(h.config.events.heartbeatMs).to.equal(15_000);
   });
 
   it('shutdown ends every stream', async () => {
