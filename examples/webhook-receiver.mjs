@@ -6,6 +6,7 @@
 // Then subscribe it (WEBHOOK_ALLOW_PRIVATE_URLS=true lets the service reach localhost):
 //   curl -X POST localhost:3000/webhooks -H 'content-type: application/json' \
 //     -d '{"url":"http://127.0.0.1:4000/","events":["record.processed","record.failed"]}'
+/* global process, console, Buffer -- a plain Node.js script */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 

@@ -154,7 +154,10 @@ describe('GET /events', function () {
     const refused = await fetch(`${base}/events`);
     expect(refused.status).to.equal(503);
     const refusedBody = (await refused.json()) as { error: { code: string; message: string } };
-    expect(refusedBody.error).to.deep.equal({ code: 'SERVICE_UNAVAILABLE', message: 'too many open event streams (1)' });
+    expect(refusedBody.error).to.deep.equal({
+      code: 'SERVICE_UNAVAILABLE',
+      message: 'too many open event streams (1)',
+    });
     s.close();
     await s.ended;
     await new Promise((r) => setTimeout(r, 100));

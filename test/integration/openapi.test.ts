@@ -309,7 +309,7 @@ describe('OpenAPI document', function () {
         await receiver.waitFor(1);
         const log = `/webhooks/${created.id}/deliveries`;
         let page = await call(open, { path: log, key: true });
-        for (const deadline = Date.now() + 10_000; page.body.items[0]?.status !== 'delivered'; ) {
+        for (const deadline = Date.now() + 10_000; page.body.items[0]?.status !== 'delivered';) {
           if (Date.now() > deadline) throw new Error('not delivered');
           await new Promise((r) => setTimeout(r, 50));
           page = await call(open, { path: log, key: true });
@@ -319,7 +319,11 @@ describe('OpenAPI document', function () {
         const again = `${log}/${page.body.items[0].id}/redeliver`;
         expect((await call(open, { method: 'post', path: again, key: true })).status).to.equal(202);
         await call(open, { method: 'post', path: `${log}/${UNKNOWN_ID}/redeliver`, key: true });
-        await call(open, { method: 'post', path: `/webhooks/${UNKNOWN_ID}/deliveries/${UNKNOWN_ID}/redeliver`, key: true });
+        await call(open, {
+          method: 'post',
+          path: `/webhooks/${UNKNOWN_ID}/deliveries/${UNKNOWN_ID}/redeliver`,
+          key: true,
+        });
         await call(open, { method: 'delete', path: `/webhooks/${created.id}`, key: true });
         await call(open, { method: 'delete', path: `/webhooks/${created.id}`, key: true });
       } finally {
