@@ -8,6 +8,7 @@ import {
   UnsafeUrlError,
   webhookHeaders,
   type DeliveryJobData,
+  type DeliveryToSend,
   type Logger,
   type Lookup,
   type WebhookSettings,
@@ -27,6 +28,10 @@ export const backoffDelay = (baseMs: number, attempt: number): number =>
 
 export interface DeliverWebhookDeps {
   webhooks: WebhooksRepository;
+  /** loads a delivery to send, possibly in one query with other jobs' (the repository's, by default) */
+  load?(deliveryId: string): Promise<DeliveryToSend | null>;
+  /** marks one delivered, possibly in one transaction with others; false when another job settled it */
+  delivered?(item: { id: string; seq: number; attempts: number; statusCode: number }): Promise<boolean>;
   queue: Queue<DeliveryJobData>;
   settings: WebhookSettings;
   logger: Logger;
@@ -43,6 +48,8 @@ export interface DeliverWebhookDeps {
  */
 export function createDeliveryHandler({
   webhooks,
+  load = async (id) => (await webhooks.loadForSend([id]))[0] ?? null,
+  delivered = async (item) => (await webhooks.markDelivered([item]))[0] ?? false,
   queue,
   settings,
   logger,
@@ -52,7 +59,7 @@ export function createDeliveryHandler({
   const box = createSecretBox(settings.secretKey);
   return async function deliverWebhook(job: Job<DeliveryJobData>): Promise<DeliveryOutcome> {
     const { deliveryId, seq } = job.data;
-    const delivery = await webhooks.loadForSend(deliveryId);
+    const delivery = await load(deliveryId);
     if (!delivery || delivery.status !== 'pending' || delivery.seq !== seq) return 'skipped';
     const attempt = delivery.attempts + 1;
     const log = logger.child({ delivery_id: deliveryId, subscription_id: delivery.subscriptionId, attempt }, true);
@@ -108,7 +115,9 @@ export function createDeliveryHandler({
       return fail(null, err.message, false);
     }
     if (status >= 200 && status < 300) {
-      return (await webhooks.markDelivered(deliveryId, seq, attempt, status)) ? 'delivered' : 'skipped';
+      return (await delivered({ id: deliveryId, seq, attempts: attempt, statusCode: status }))
+        ? 'delivered'
+        : 'skipped';
     }
     if (status === 410) {
       await webhooks.disableSubscription(delivery.subscriptionId, 'the receiver answered 410 Gone');

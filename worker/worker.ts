@@ -102,10 +102,19 @@ export function createRecordsWorker({ config, logger, db, connection, processors
   const webhookQueue = createWebhookQueue(connection, config.queuePrefix);
   const stopRelay = relayOutbox(db, webhookQueue, connection, config.queuePrefix, logger);
   const webhookMetrics = createWebhookMetrics(metrics.registry, db);
+  const deliveryLoads = new Coalescer((ids: string[]) => db.webhooks.loadForSend(ids), grouping);
+  const deliveredGroups = new Coalescer(
+    (items: Array<{ id: string; seq: number; attempts: number; statusCode: number }>) =>
+      db.webhooks.markDelivered(items),
+    grouping,
+  );
   const deliveries = new Worker<DeliveryJobData>(
     WEBHOOK_QUEUE_NAME,
     createDeliveryHandler({
       webhooks: db.webhooks,
+      // deliveries that start or finish together share one query and one transaction
+      load: (id) => deliveryLoads.submit(id),
+      delivered: (item) => deliveredGroups.submit(item),
       queue: webhookQueue,
       settings: config.webhooks,
       logger,

@@ -228,8 +228,9 @@ export class WebhooksRepository {
     return row ? { job: { deliveryId, seq: Number(row.job_seq) }, delivery: toDelivery(row) } : null;
   }
 
-  async loadForSend(deliveryId: string): Promise<DeliveryToSend | null> {
-    const row = (await this.knex('webhook_deliveries as d')
+  /** Deliveries with their subscriptions, one per id in order (null where unknown): one query for many jobs. */
+  async loadForSend(deliveryIds: readonly string[]): Promise<Array<DeliveryToSend | null>> {
+    const rows = (await this.knex('webhook_deliveries as d')
       .join('webhook_subscriptions as s', 's.id', 'd.subscription_id')
       .select(
         'd.id',
@@ -242,49 +243,61 @@ export class WebhooksRepository {
         's.secret',
         's.enabled',
       )
-      .where('d.id', deliveryId)
-      .first()) as
-      | {
-          id: string;
-          job_seq: number;
-          status: DeliveryStatus;
-          attempts: number;
-          body: string;
-          subscription_id: string;
-          url: string;
-          secret: string;
-          enabled: boolean | number;
-        }
-      | undefined;
-    if (!row) return null;
-    return {
-      id: row.id,
-      seq: Number(row.job_seq),
-      status: row.status,
-      attempts: Number(row.attempts),
-      body: row.body,
-      subscriptionId: row.subscription_id,
-      url: row.url,
-      secret: row.secret,
-      enabled: Boolean(row.enabled),
-    };
+      .whereIn('d.id', [...new Set(deliveryIds)])) as Array<{
+      id: string;
+      job_seq: number;
+      status: DeliveryStatus;
+      attempts: number;
+      body: string;
+      subscription_id: string;
+      url: string;
+      secret: string;
+      enabled: boolean | number;
+    }>;
+    const byId = new Map(
+      rows.map((row) => [
+        row.id,
+        {
+          id: row.id,
+          seq: Number(row.job_seq),
+          status: row.status,
+          attempts: Number(row.attempts),
+          body: row.body,
+          subscriptionId: row.subscription_id,
+          url: row.url,
+          secret: row.secret,
+          enabled: Boolean(row.enabled),
+        },
+      ]),
+    );
+    return deliveryIds.map((id) => byId.get(id) ?? null);
   }
 
-  /** Guarded on the job's number: false when another job of this delivery already settled it. */
-  async markDelivered(id: string, seq: number, attempts: number, statusCode: number): Promise<boolean> {
+  /**
+   * Marks deliveries delivered, each guarded on its job's number, in one transaction (a
+   * worker commits the deliveries that finish together as one group). For each: false when
+   * another job of that delivery already settled it.
+   */
+  async markDelivered(items: ReadonlyArray<{ id: string; seq: number; attempts: number; statusCode: number }>) {
     const now = Date.now();
-    const n = await retryWhileBusy(() =>
-      this.knex('webhook_deliveries').where({ id, job_seq: seq, status: 'pending' }).update({
-        status: 'delivered',
-        attempts,
-        last_status_code: statusCode,
-        last_error: null,
-        delivered_at: now,
-        finished_at: now,
-        next_attempt_at: null,
+    return retryWhileBusy(() =>
+      this.knex.transaction(async (trx) => {
+        const out: boolean[] = [];
+        for (const { id, seq, attempts, statusCode } of items) {
+          const n = await trx('webhook_deliveries').where({ id, job_seq: seq, status: 'pending' }).update({
+            status: 'delivered',
+            attempts,
+            last_status_code: statusCode,
+            last_error: null,
+            delivered_at: now,
+            finished_at: now,
+            next_attempt_at: null,
+          });
+          out.push(n === 1);
+        }
+        return out;
       }),
     );
-    return n === 1;
   }
 
   /** Records a failed attempt: failed when final, else scheduled under the next job number (returned). */

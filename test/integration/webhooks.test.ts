@@ -303,15 +303,16 @@ describe('webhooks', function () {
     });
 
     it('a receiver that fails is retried with the same webhook-id, then delivered', async () => {
-      h = await open();
+      h = await open({ WEBHOOK_BACKOFF_MS: '150' });
       const { id } = await subscribe(h, { url: receiver.url, events: ['record.created'] });
       receiver.respond = (_d, n) => (n <= 2 ? 503 : 204);
       await h.http.post('/records').set('X-API-Key', KEY).send(lead).expect(201);
       const got = await receiver.waitFor(3);
       expect(new Set(got.map((d) => d.headers['webhook-id'])).size).to.equal(1);
       expect(new Set(got.map((d) => d.body)).size).to.equal(1);
-      // doubling: the second wait is about twice the first
-      expect(got[2]!.at - got[1]!.at).to.be.greaterThan(got[1]!.at - got[0]!.at - 15);
+      // doubling: never sooner than 150 ms, then 300 ms
+      expect(got[1]!.at - got[0]!.at).to.be.at.least(140);
+      expect(got[2]!.at - got[1]!.at).to.be.at.least(290);
       const [delivery] = await waitForDelivery(h, id, 'delivered');
       expect(delivery).to.include({ id: got[0]!.headers['webhook-id'], attempts: 3, last_status_code: 204 });
     });
