@@ -44,6 +44,20 @@ export const webhookPatchSchema = StrictJoi.object({ url, events, categories, de
   .min(1)
   .meta({ className: 'WebhookPatch' });
 
+export const ROTATION_GRACE_DEFAULT_SECONDS = 86_400;
+export const ROTATION_GRACE_MAX_SECONDS = 7 * 86_400;
+
+export const rotateSecretSchema = StrictJoi.object({
+  grace_seconds: Joi.number()
+    .integer()
+    .min(0)
+    .max(ROTATION_GRACE_MAX_SECONDS)
+    .default(ROTATION_GRACE_DEFAULT_SECONDS)
+    .description('how long the old secret goes on signing beside the new one (default a day, at most a week)'),
+})
+  .unknown(false)
+  .meta({ className: 'RotateSecret' });
+
 export const webhookIdSchema = Joi.string().guid({ version: ['uuidv4'] });
 export const deliveryIdSchema = Joi.string().guid({ version: ['uuidv7'] });
 

@@ -91,9 +91,9 @@ export function createDeliveryHandler({
       // a name that does not resolve now may later; an address refused is refused
       return fail(null, `url ${err.message}`, err.kind !== 'unresolved');
     }
-    let secret: string;
+    let secrets: string[];
     try {
-      secret = box.open(delivery.secret);
+      secrets = delivery.secrets.map((stored) => box.open(stored));
     } catch (err) {
       // a key missing or changed in this process's configuration: another attempt may have it right
       return fail(null, (err as Error).message, false);
@@ -103,7 +103,7 @@ export function createDeliveryHandler({
     let status: number;
     try {
       const answer = await postJson(delivery.url, delivery.body, {
-        headers: { ...webhookHeaders(secret, deliveryId, delivery.body), 'user-agent': 'workflow-service-webhooks' },
+        headers: { ...webhookHeaders(secrets, deliveryId, delivery.body), 'user-agent': 'workflow-service-webhooks' },
         timeoutMs: settings.timeoutMs,
         maxResponseBytes: MAX_ANSWER_BYTES,
       });

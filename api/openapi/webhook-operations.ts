@@ -6,6 +6,7 @@ import {
   deliveryIdSchema,
   deliverySchema,
   eventsQuerySchema,
+  rotateSecretSchema,
   webhookIdSchema,
   webhookInputSchema,
   webhookPatchSchema,
@@ -117,6 +118,22 @@ export const WEBHOOK_OPERATIONS: readonly OperationSpec[] = [
     },
     responses: { 202: { description: 'pending again and queued', schema: deliverySchema } },
     errors: ['WEBHOOK_NOT_FOUND', 'DELIVERY_NOT_FOUND'],
+  },
+  {
+    method: 'post',
+    path: '/webhooks/{id}/rotate-secret',
+    operationId: 'rotateWebhookSecret',
+    tag: 'webhooks',
+    summary: 'Replace the signing secret, the old one signing too for a grace period',
+    description:
+      'The answer carries the new secret (shown this once). Until `grace_seconds` (default a day) have passed, ' +
+      'every delivery carries two signatures in `webhook-signature`, one under each secret, so the receiver can ' +
+      'switch at its own pace; a verifier accepts a delivery when one of them matches. The body is optional.',
+    access: 'write',
+    pathParams: webhookId,
+    body: rotateSecretSchema,
+    responses: { 200: { description: 'the subscription and its new secret', schema: createdWebhookSchema } },
+    errors: ['WEBHOOK_NOT_FOUND', 'VALIDATION_ERROR'],
   },
   {
     method: 'get',

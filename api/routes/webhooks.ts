@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import {
   AppError,
   deliveriesQuerySchema,
+  rotateSecretSchema,
   validate,
   webhookIdSchema,
   webhookInputSchema,
@@ -54,6 +55,17 @@ export function registerWebhooksRoutes(router: Router, { webhooks }: RouteDeps):
       'query',
     );
     ctx.body = await webhooks.deliveries(id, query);
+  });
+
+  router.post('/webhooks/:id/rotate-secret', async (ctx) => {
+    const id = webhookId(ctx);
+    // the body is optional: without one, the default grace
+    const { grace_seconds: grace } = validate<{ grace_seconds: number }>(
+      rotateSecretSchema,
+      ctx.request.body ?? {},
+      'body',
+    );
+    ctx.body = await webhooks.rotateSecret(id, grace);
   });
 
   router.post('/webhooks/:id/deliveries/:delivery_id/redeliver', async (ctx) => {

@@ -35,6 +35,8 @@ export interface WebhooksService {
     query: { status?: DeliveryStatus; cursor?: string; limit: number },
   ): Promise<{ items: Delivery[]; next_cursor: string | null }>;
   redeliver(id: string, deliveryId: string): Promise<Delivery>;
+  /** A new secret; the old one goes on signing beside it for `graceSeconds`. */
+  rotateSecret(id: string, graceSeconds: number): Promise<Subscription & { secret: string }>;
 }
 
 /** The subscription use cases: the URL guard, the secret made and sealed, redelivery enqueued after commit. */
@@ -84,6 +86,13 @@ export function createWebhooksService({ db, config, queue, logger }: WebhooksSer
       await load(id);
       const page = await db.webhooks.listDeliveries(id, { status, before: cursor, limit });
       return { items: page.items, next_cursor: page.next };
+    },
+    async rotateSecret(id, graceSeconds) {
+      const secret = generateSecret();
+      if (!(await db.webhooks.rotateSecret(id, box.seal(secret), Date.now() + graceSeconds * 1000))) {
+        throw new AppError('WEBHOOK_NOT_FOUND');
+      }
+      return { ...(await load(id)), secret };
     },
     async redeliver(id, deliveryId) {
       await load(id);

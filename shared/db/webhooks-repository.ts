@@ -46,7 +46,8 @@ export interface DeliveryToSend {
   body: string;
   subscriptionId: string;
   url: string;
-  secret: string;
+  /** the secrets that sign, as stored: the current one, and the previous one while its grace lasts */
+  secrets: string[];
   enabled: boolean;
 }
 
@@ -180,6 +181,27 @@ export class WebhooksRepository {
     );
   }
 
+  /**
+   * Replaces the signing secret (`secret` as it is to be stored); the one it replaces goes on
+   * signing beside it until `previousUntil`. False for an unknown subscription.
+   */
+  async rotateSecret(id: string, secret: string, previousUntil: number): Promise<boolean> {
+    return retryWhileBusy(() =>
+      this.knex.transaction(async (trx) => {
+        const current = (await trx('webhook_subscriptions').select('secret').where({ id }).first()) as
+          { secret: string } | undefined;
+        if (!current) return false;
+        await trx('webhook_subscriptions').where({ id }).update({
+          secret,
+          previous_secret: current.secret,
+          previous_secret_expires_at: previousUntil,
+          updated_at: Date.now(),
+        });
+        return true;
+      }),
+    );
+  }
+
   /** A 410 from the receiver: no more deliveries are made for this subscription. */
   async disableSubscription(id: string, reason: string): Promise<void> {
     await retryWhileBusy(() =>
@@ -241,6 +263,8 @@ export class WebhooksRepository {
         'd.subscription_id',
         's.url',
         's.secret',
+        's.previous_secret',
+        's.previous_secret_expires_at',
         's.enabled',
       )
       .whereIn('d.id', [...new Set(deliveryIds)])) as Array<{
@@ -252,8 +276,11 @@ export class WebhooksRepository {
       subscription_id: string;
       url: string;
       secret: string;
+      previous_secret: string | null;
+      previous_secret_expires_at: number | string | null;
       enabled: boolean | number;
     }>;
+    const now = Date.now();
     const byId = new Map(
       rows.map((row) => [
         row.id,
@@ -265,7 +292,10 @@ export class WebhooksRepository {
           body: row.body,
           subscriptionId: row.subscription_id,
           url: row.url,
-          secret: row.secret,
+          secrets:
+            row.previous_secret !== null && Number(row.previous_secret_expires_at) > now
+              ? [row.secret, row.previous_secret]
+              : [row.secret],
           enabled: Boolean(row.enabled),
         },
       ]),

@@ -324,6 +324,10 @@ describe('OpenAPI document', function () {
           path: `/webhooks/${UNKNOWN_ID}/deliveries/${UNKNOWN_ID}/redeliver`,
           key: true,
         });
+        const rotate = { method: 'post' as const, path: `/webhooks/${created.id}/rotate-secret`, key: true };
+        await call(open, { ...rotate, body: { grace_seconds: 60 } });
+        await call(open, { ...rotate, body: { grace_seconds: -1 } });
+        await call(open, { ...rotate, path: `/webhooks/${UNKNOWN_ID}/rotate-secret` });
         await call(open, { method: 'delete', path: `/webhooks/${created.id}`, key: true });
         await call(open, { method: 'delete', path: `/webhooks/${created.id}`, key: true });
       } finally {

@@ -285,6 +285,42 @@ describe('webhooks', function () {
       expect(verified(secret, d!)).to.deep.equal(d!.json);
     });
 
+    it('rotate-secret: both secrets sign during the grace period, then only the new one', async () => {
+      h = await open();
+      const { id, secret: first } = await subscribe(h, { url: receiver.url, events: ['record.created'] });
+      const rotated = await h.http
+        .post(`/webhooks/${id}/rotate-secret`)
+        .set('X-API-Key', KEY)
+        .send({ grace_seconds: 3600 })
+        .expect(200);
+      const second = rotated.body.secret as string;
+      expect(second)
+        .to.match(/^whsec_/)
+        .and.not.equal(first);
+      expect(rotated.body.id).to.equal(id);
+      await h.http.post('/records').set('X-API-Key', KEY).send(lead).expect(201);
+      const [during] = await receiver.waitFor(1);
+      expect(during!.headers['webhook-signature']!.split(' ')).to.have.length(2);
+      expect(verified(first, during!)).to.deep.equal(during!.json);
+      expect(verified(second, during!)).to.deep.equal(during!.json);
+      // no body: the default grace; grace_seconds 0 ends the old secret at once
+      await h.http.post(`/webhooks/${id}/rotate-secret`).set('X-API-Key', KEY).expect(200);
+      const third = (
+        await h.http.post(`/webhooks/${id}/rotate-secret`).set('X-API-Key', KEY).send({ grace_seconds: 0 }).expect(200)
+      ).body.secret as string;
+      await h.http.post('/records').set('X-API-Key', KEY).send(lead).expect(201);
+      const [, after] = await receiver.waitFor(2);
+      expect(after!.headers['webhook-signature']!.split(' ')).to.have.length(1);
+      expect(verified(third, after!)).to.deep.equal(after!.json);
+      expect(() => verified(second, after!)).to.throw();
+      for (const body of [{ grace_seconds: -1 }, { grace_seconds: 8 * 86_400 }, { grace: 1 }]) {
+        const res = await h.http.post(`/webhooks/${id}/rotate-secret`).set('X-API-Key', KEY).send(body);
+        expectContractError(res, 422, 'VALIDATION_ERROR');
+      }
+      const unknown = await h.http.post(`/webhooks/${UNKNOWN}/rotate-secret`).set('X-API-Key', KEY);
+      expectContractError(unknown, 404, 'WEBHOOK_NOT_FOUND');
+    });
+
     it('category filter: only records of the listed categories', async () => {
       h = await open();
       await subscribe(h, { url: receiver.url, events: ['record.created'], categories: ['invoice'] });

@@ -7,7 +7,8 @@ import type { Knex } from 'knex';
  *   position `GET /events` resumes from). Read by id and pruned oldest first by id, so it
  *   needs no index beyond its primary key.
  * - webhook_subscriptions: who wants which events; `secret` holds the signing secret as
- *   stored (encrypted when WEBHOOK_SECRET_KEY is set).
+ *   stored (encrypted when WEBHOOK_SECRET_KEY is set), and the one before the last
+ *   rotation while it still signs.
  * - webhook_deliveries: one per event and matching subscription, with the exact body it
  *   sends. `job_seq` numbers the job that sends its next attempt (the job id is
  *   `<id>-<job_seq>`), so a job left over from an earlier schedule finds no row.
@@ -33,6 +34,9 @@ export async function up(knex: Knex): Promise<void> {
     t.text('description');
     t.boolean('enabled').notNullable();
     t.text('secret').notNullable();
+    // the secret before the last rotation, still signing until it expires
+    t.text('previous_secret');
+    t.bigInteger('previous_secret_expires_at');
     t.text('disabled_reason');
     t.bigInteger('created_at').notNullable();
     t.bigInteger('updated_at').notNullable();
