@@ -387,6 +387,69 @@ describe('webhooks', function () {
       expect(receiver.received).to.have.length(1);
     });
 
+    it('no answer (a closed port), a name that does not resolve, a secret that cannot be opened: retried; a disabled subscription: failed', async () => {
+      h = await open({ WEBHOOK_MAX_ATTEMPTS: '2', WEBHOOK_TIMEOUT_MS: '500' }, false);
+      const closed = await startWebhookReceiver();
+      await closed.close(); // nothing listens there now
+      const targets = [
+        closed.url,
+        'http://no-such-host.invalid/hook',
+        receiver.url, // its secret is sealed under a key this worker does not have
+        receiver.url, // disabled before the send
+      ];
+      const subs: Array<{ id: string; secret: string }> = [];
+      for (const url of targets) subs.push(await subscribe(h, { url, events: ['record.created'] }));
+      await h.db.knex('webhook_subscriptions').where({ id: subs[2]!.id }).update({ secret: 'v1:AAAA:BBBB:CCCC' });
+      await h.http.post('/records').set('X-API-Key', KEY).send(lead).expect(201);
+      // the delivery to this one was written before it was disabled: it fails at send
+      await h.db.knex('webhook_subscriptions').where({ id: subs[3]!.id }).update({ enabled: false });
+      const lookup = async (host: string) => {
+        if (host === 'no-such-host.invalid') throw Object.assign(new Error('nope'), { code: 'ENOTFOUND' });
+        return ['127.0.0.1'];
+      };
+      const handler = (allowPrivateUrls: boolean) =>
+        createDeliveryHandler({
+          webhooks: h.db.webhooks,
+          queue: createWebhookQueue(h.deps.redis, h.config.queuePrefix),
+          settings: { ...h.config.webhooks, allowPrivateUrls },
+          logger: h.logger,
+          lookup,
+        });
+      const deliver = handler(true);
+      // resolving the name is the guard's: with the address check on
+      const strict = handler(false);
+      const rows = (await h.db.knex('webhook_deliveries').select('id', 'subscription_id', 'job_seq')) as Array<{
+        id: string;
+        subscription_id: string;
+        job_seq: number;
+      }>;
+      const run = async (subscription: string, send = deliver) => {
+        const row = (await h.db.knex('webhook_deliveries').where({ subscription_id: subscription }).first()) as {
+          id: string;
+          job_seq: number;
+        };
+        return send({ data: { deliveryId: row.id, seq: Number(row.job_seq) } } as Job<DeliveryJobData>);
+      };
+      expect(rows).to.have.length(4);
+      expect(await run(subs[0]!.id)).to.equal('retried');
+      expect(await run(subs[1]!.id, strict)).to.equal('retried');
+      expect(await run(subs[2]!.id)).to.equal('retried');
+      expect(await run(subs[3]!.id)).to.equal('failed');
+      const errors = await Promise.all(subs.map(async (s) => (await deliveries(h, s.id)).items[0]!.last_error));
+      expect(errors[0]).to.match(/ECONNREFUSED|connect/);
+      expect(errors[1]).to.equal('url host no-such-host.invalid does not resolve (ENOTFOUND)');
+      expect(errors[2]).to.match(/WEBHOOK_SECRET_KEY is not set/);
+      expect(errors[3]).to.equal('the subscription is disabled');
+      // the second attempt is the last
+      expect(await run(subs[0]!.id)).to.equal('failed');
+      const stale = rows.find((r) => r.subscription_id === subs[0]!.id)!;
+      const again = await deliver({
+        data: { deliveryId: stale.id, seq: Number(stale.job_seq) },
+      } as Job<DeliveryJobData>);
+      expect(again).to.equal('skipped'); // a job of an earlier schedule finds the row moved on
+      expect(receiver.received).to.have.length(0);
+    });
+
     it('the delivery log: newest first, status filter, cursor pages', async () => {
       h = await open({}, false);
       const { id } = await subscribe(h, { url: receiver.url, events: ['record.created'] });
