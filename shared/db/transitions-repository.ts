@@ -106,7 +106,11 @@ export class TransitionsRepository {
             processed_at: null,
             updated_at: now,
           })
-          .returning(['queue_seq'])) as Array<{ queue_seq: number }>;
+          .returning(['queue_seq', 'category', 'source'])) as Array<{
+          queue_seq: number;
+          category: string;
+          source: string;
+        }>;
         if (rows.length === 0) {
           const exists = await trx('records').select('id').where({ id }).first();
           const refused: RetryOutcome = { retried: false, reason: exists ? 'not_failed' : 'not_found' };
@@ -116,10 +120,7 @@ export class TransitionsRepository {
           [id, RETRY_FROM, PROCESSING_FROM, now, 0, null, requestId, null],
         ]);
         await countRetry(trx, id);
-        const { category, source } = (await trx('records').select('category', 'source').where({ id }).first()) as {
-          category: string;
-          source: string;
-        };
+        const { category, source } = rows[0]!;
         const change = {
           type: 'record.retried' as const,
           recordId: id,
