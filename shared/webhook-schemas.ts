@@ -13,7 +13,11 @@ export const DELIVERIES_LIMIT_MAX = 200;
 
 const instant = Joi.string().isoDate().description('ISO 8601 instant, UTC');
 const eventName = Joi.string().valid(...EVENT_TYPES);
-const category = Joi.string().min(1).max(128);
+// as for records: no control characters or lone surrogates, which PostgreSQL or UTF-8 cannot store
+const STORABLE_TEXT = /^[^\p{Cc}\p{Cs}]*$/u;
+const storable = (schema: Joi.StringSchema) =>
+  schema.pattern(STORABLE_TEXT, 'storable text').meta({ swagger: { pattern: STORABLE_TEXT.source } });
+const category = storable(Joi.string().min(1).max(128));
 
 const url = Joi.string()
   .max(URL_MAX)
@@ -27,7 +31,7 @@ const categories = Joi.array()
   .unique()
   .allow(null)
   .description('only records of these categories (all when absent or null)');
-const description = Joi.string().max(DESCRIPTION_MAX).allow('', null);
+const description = storable(Joi.string().max(DESCRIPTION_MAX)).allow('', null);
 
 export const webhookInputSchema = StrictJoi.object({
   url: url.required(),
@@ -75,7 +79,7 @@ export const deliveriesQuerySchema = StrictJoi.object({
 
 export const eventsQuerySchema = StrictJoi.object({
   category: category.description('exact match'),
-  source: Joi.string().min(1).max(128).description('exact match'),
+  source: storable(Joi.string().min(1).max(128)).description('exact match'),
   record_id: Joi.string().guid().description('one record only'),
   last_event_id: Joi.number().integer().min(0).unsafe().description('resume after this id (as Last-Event-ID)'),
 }).unknown(false);

@@ -113,6 +113,8 @@ describe('webhooks', function () {
         { url: 'ftp://example.com/hook', events: ['record.created'] },
         { url: 'not a url', events: ['record.created'] },
         { url: receiver.url, events: ['record.created'], categories: [] },
+        { url: receiver.url, events: ['record.created'], description: 'nul \u0000 inside' },
+        { url: receiver.url, events: ['record.created'], categories: ['tab\there'] },
       ];
       for (const body of bad) {
         expectContractError(await h.http.post('/webhooks').set('X-API-Key', KEY).send(body), 422, 'VALIDATION_ERROR');
@@ -491,6 +493,15 @@ describe('webhooks', function () {
       });
       expect(await repair.repairLostDeliveries()).to.equal(1);
       expect(await repair.repairLostDeliveries()).to.equal(0); // found alive now
+      // a job that finished while its row is still pending (its attempt could not be written) is replaced
+      const [pending] = (await h.db.knex('webhook_deliveries').select('id', 'job_seq')) as Array<{
+        id: string;
+        job_seq: number;
+      }>;
+      const jobKey = queue.toKey(`${pending!.id}-${pending!.job_seq}`);
+      await h.deps.redis.hset(jobKey, 'finishedOn', String(Date.now()));
+      expect(await repair.repairLostDeliveries()).to.equal(1);
+      expect(await h.deps.redis.hget(jobKey, 'finishedOn')).to.equal(null);
       h.startWorker();
       await waitForDelivery(h, id, 'delivered');
       expect(receiver.received).to.have.length(1);
