@@ -125,7 +125,12 @@ export function createEventsHub({ db, redis, prefix, settings, logger, shutdown 
 
   function start(): Promise<void> {
     started ??= (async () => {
-      cursor = await db.events.lastId();
+      try {
+        cursor = await db.events.lastId();
+      } catch (err) {
+        started = null; // the next stream tries again
+        throw err;
+      }
       subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
       subscriber.on('error', () => undefined); // the producer connection reports outages
       subscriber.on('message', () => void pump());

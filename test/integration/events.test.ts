@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { createApp } from '../../api/app.js';
 import { createEventsHub, STREAM_BUFFER_BYTES } from '../../api/events-hub.js';
-import type { EventStreamSettings } from '../../shared/index.js';
+import { createDatabase, type EventStreamSettings } from '../../shared/index.js';
+import { createTestDatabase } from '../helpers/database.js';
 import { expectContractError } from '../helpers/contract.js';
 import { createHarness, type Harness } from '../helpers/harness.js';
 import { openSse, type SseStream } from '../helpers/sse-client.js';
@@ -189,6 +190,30 @@ describe('GET /events', function () {
     await h.close();
     await s.ended;
     h = undefined as unknown as Harness;
+  });
+
+  it('a hub that could not read the log at its first stream tries again at the next', async () => {
+    await start({}, false);
+    const bare = await createTestDatabase();
+    const db = createDatabase(bare.url);
+    const events = createEventsHub({
+      db,
+      redis: h.deps.redis,
+      prefix: h.config.queuePrefix,
+      settings: h.config.events,
+      logger: h.logger,
+    });
+    try {
+      await expectRejects(events.open({}, null), /record_events/);
+      await db.migrate();
+      const stream = await events.open({}, null);
+      expect(events.size).to.equal(1);
+      stream.resume();
+    } finally {
+      await events.close();
+      await db.close();
+      await bare.drop();
+    }
   });
 
   it('a client that does not read is disconnected once its buffer passes the bound', async () => {
