@@ -60,7 +60,12 @@ export function createDeliveryHandler({
   return async function deliverWebhook(job: Job<DeliveryJobData>): Promise<DeliveryOutcome> {
     const { deliveryId, seq } = job.data;
     const delivery = await load(deliveryId);
-    if (!delivery || delivery.status !== 'pending' || delivery.seq !== seq) return 'skipped';
+    if (!delivery) {
+      // gone with its subscription, or pruned; a row left for a deleted subscription would be repaired forever
+      await webhooks.dropOrphan(deliveryId);
+      return 'skipped';
+    }
+    if (delivery.status !== 'pending' || delivery.seq !== seq) return 'skipped';
     const attempt = delivery.attempts + 1;
     const log = logger.child({ delivery_id: deliveryId, subscription_id: delivery.subscriptionId, attempt }, true);
 

@@ -202,6 +202,24 @@ export class WebhooksRepository {
     );
   }
 
+  /**
+   * Deletes a delivery whose subscription is gone: on PostgreSQL a writer that read the
+   * subscriptions just before a DELETE committed can still add one for it.
+   */
+  async dropOrphan(deliveryId: string): Promise<boolean> {
+    const n = await retryWhileBusy(() =>
+      this.knex('webhook_deliveries')
+        .where({ id: deliveryId })
+        .whereNotExists(
+          this.knex('webhook_subscriptions')
+            .select('id')
+            .whereRaw('webhook_subscriptions.id = webhook_deliveries.subscription_id'),
+        )
+        .delete(),
+    );
+    return n > 0;
+  }
+
   /** A 410 from the receiver: no more deliveries are made for this subscription. */
   async disableSubscription(id: string, reason: string): Promise<void> {
     await retryWhileBusy(() =>

@@ -449,6 +449,12 @@ describe('webhooks', function () {
         data: { deliveryId: stale.id, seq: Number(stale.job_seq) },
       } as Job<DeliveryJobData>);
       expect(again).to.equal('skipped'); // a job of an earlier schedule finds the row moved on
+      // a delivery written for a subscription deleted meanwhile is dropped by its job
+      await h.db.knex('webhook_subscriptions').where({ id: subs[1]!.id }).delete();
+      const orphan = rows.find((r) => r.subscription_id === subs[1]!.id)!;
+      const dropped = await deliver({ data: { deliveryId: orphan.id, seq: 2 } } as Job<DeliveryJobData>);
+      expect(dropped).to.equal('skipped');
+      expect(await h.db.knex('webhook_deliveries').where({ id: orphan.id })).to.deep.equal([]);
       expect(receiver.received).to.have.length(0);
     });
 
