@@ -18,6 +18,11 @@ import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerRecordsRoutes } from './routes/records.js';
 import { registerReportsRoutes } from './routes/reports.js';
 import { createRecordsService } from './services/records-service.js';
+import { registerEventsRoutes } from './routes/events.js';
+import { registerWebhooksRoutes } from './routes/webhooks.js';
+import { createWebhooksService } from './services/webhooks-service.js';
+import { createEventsHub } from './events-hub.js';
+import { createWebhookQueue, relayOutbox } from '../shared/index.js';
 import type { AppDeps, RouteDeps } from './deps.js';
 
 export type { AppDeps, RouteDeps } from './deps.js';
@@ -30,6 +35,8 @@ export function createRouter(deps: RouteDeps): Router {
   registerReportsRoutes(router, deps);
   registerCategoriesRoutes(router, deps);
   registerMetricsRoutes(router, deps);
+  registerWebhooksRoutes(router, deps);
+  registerEventsRoutes(router, deps);
   registerDocsRoutes(router, deps);
   registerDashboardRoutes(router, deps);
   return router;
@@ -45,7 +52,19 @@ export function createRouteDeps(deps: AppDeps): RouteDeps {
     onCreated: (n) => metrics.recordsCreated.inc(n),
     shutdown: deps.shutdown,
   });
-  return { ...deps, metrics, records };
+  // deliveries written with API changes (creation, retry) are enqueued from here; workers send them
+  const webhookQueue = createWebhookQueue(deps.redis, deps.config.queuePrefix);
+  relayOutbox(deps.db, webhookQueue, deps.redis, deps.config.queuePrefix, deps.logger);
+  const webhooks = createWebhooksService({ ...deps, queue: webhookQueue });
+  const events = createEventsHub({
+    db: deps.db,
+    redis: deps.redis,
+    prefix: deps.config.queuePrefix,
+    settings: deps.config.events,
+    logger: deps.logger,
+    shutdown: deps.shutdown,
+  });
+  return { ...deps, metrics, records, webhooks, events };
 }
 
 /** Builds the Koa app from its dependencies; listening is the entry file's job. */
@@ -67,7 +86,7 @@ export function createApp(deps: AppDeps): Koa {
   // who may write, and how often, is settled before a body is read
   app.use(
     apiKeyAuth(config.apiKeys, logger, {
-      protectedPrefixes: ['/admin'],
+      protectedPrefixes: ['/admin', '/webhooks'],
       failedKeyLimit: { redis: deps.redis, perMinute: config.authFailuresPerMinute, keyPrefix: config.queuePrefix },
     }),
   );

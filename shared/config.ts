@@ -4,6 +4,7 @@ import { parseEnv } from 'node:util';
 import Joi from 'joi';
 import { CategoriesFileError, defaultCategories, loadCategories, type Categories } from './categories.js';
 import { parseRedisUrl, RedisUrlError, type RedisTarget } from './redis-url.js';
+import { parseSecretKey } from './webhook-secrets.js';
 
 /**
  * Which peers may say who the client is in X-Forwarded-For: the nearest `hops` proxies
@@ -44,7 +45,37 @@ export interface Config {
   readonly gitCommit: string | null;
   /** CATEGORIES_FILE read and validated; without it, every category gets the built-in processor */
   readonly categories: Categories;
+  readonly webhooks: WebhookSettings;
+  readonly events: EventStreamSettings;
 }
+
+/** Webhook deliveries (docs/webhooks.md). */
+export interface WebhookSettings {
+  readonly timeoutMs: number;
+  /** the first retry's delay; each further one doubles it, up to an hour */
+  readonly backoffMs: number;
+  readonly maxAttempts: number;
+  readonly allowPrivateUrls: boolean;
+  /** deliveries in flight per worker process */
+  readonly concurrency: number;
+  /** delivered and failed deliveries are deleted this long after they ended (EVENT_RETENTION_HOURS) */
+  readonly retentionMs: number;
+  /** encrypts stored signing secrets; null: stored as they are */
+  readonly secretKey: Buffer | null;
+}
+
+/** The event log and `GET /events`. */
+export interface EventStreamSettings {
+  /** events older than this are deleted (EVENT_RETENTION_HOURS) */
+  readonly retentionMs: number;
+  /** open streams one API process serves; past it, 503 */
+  readonly maxStreams: number;
+  /** a comment line this often on every stream (15 s) */
+  readonly heartbeatMs: number;
+}
+
+// a comment on every open event stream this often keeps proxies from closing an idle one
+const EVENTS_HEARTBEAT_MS = 15_000;
 
 /** A key must travel in a header as is: visible ASCII, no spaces (commas separate keys). */
 const API_KEY = /^[\x21-\x2b\x2d-\x7e]+$/;
@@ -112,6 +143,21 @@ const schema = Joi.object({
   GIT_COMMIT: Joi.string()
     .pattern(/^[A-Za-z0-9._-]{1,64}$/)
     .messages({ 'string.pattern.base': '"GIT_COMMIT" must be 1-64 letters, digits, ".", "_" or "-"' }),
+  WEBHOOK_TIMEOUT_MS: Joi.number().integer().min(100).max(60_000).default(5000),
+  WEBHOOK_BACKOFF_MS: Joi.number().integer().min(0).default(10_000),
+  WEBHOOK_MAX_ATTEMPTS: Joi.number().integer().min(1).max(100).default(12),
+  WEBHOOK_ALLOW_PRIVATE_URLS: Joi.boolean().truthy('1').falsy('0').default(false),
+  WEBHOOK_CONCURRENCY: Joi.number().integer().min(1).max(1000).default(16),
+  WEBHOOK_SECRET_KEY: Joi.string().custom((value: string, helpers) => {
+    try {
+      parseSecretKey(value);
+      return value;
+    } catch (err) {
+      return helpers.message({ custom: `"WEBHOOK_SECRET_KEY" ${(err as Error).message}` });
+    }
+  }),
+  EVENT_RETENTION_HOURS: Joi.number().min(0).default(72),
+  EVENTS_MAX_STREAMS: Joi.number().integer().min(1).max(100_000).default(1000),
 })
   .unknown(true)
   .prefs({ convert: true, abortEarly: true });
@@ -172,6 +218,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     gitCommit: value.GIT_COMMIT ?? null,
     categories:
       value.CATEGORIES_FILE === undefined ? defaultCategories() : categoriesOrThrow(value.CATEGORIES_FILE, env),
+    webhooks: Object.freeze({
+      timeoutMs: value.WEBHOOK_TIMEOUT_MS,
+      backoffMs: value.WEBHOOK_BACKOFF_MS,
+      maxAttempts: value.WEBHOOK_MAX_ATTEMPTS,
+      allowPrivateUrls: value.WEBHOOK_ALLOW_PRIVATE_URLS,
+      concurrency: value.WEBHOOK_CONCURRENCY,
+      retentionMs: Math.round(value.EVENT_RETENTION_HOURS * 3_600_000),
+      secretKey: value.WEBHOOK_SECRET_KEY === undefined ? null : parseSecretKey(value.WEBHOOK_SECRET_KEY),
+    }),
+    events: Object.freeze({
+      retentionMs: Math.round(value.EVENT_RETENTION_HOURS * 3_600_000),
+      maxStreams: value.EVENTS_MAX_STREAMS,
+      heartbeatMs: EVENTS_HEARTBEAT_MS,
+    }),
   });
 }
 

@@ -4,6 +4,8 @@ export const ERROR_CATALOGUE = {
   UNAUTHORIZED: { status: 401, message: 'a valid API key is required' },
   NOT_FOUND: { status: 404, message: 'route not found' },
   RECORD_NOT_FOUND: { status: 404, message: 'record not found' },
+  WEBHOOK_NOT_FOUND: { status: 404, message: 'webhook subscription not found' },
+  DELIVERY_NOT_FOUND: { status: 404, message: 'delivery not found' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed' },
   ALREADY_PROCESSED: { status: 409, message: 'record is not pending' },
   ALREADY_QUEUED: { status: 409, message: 'record is already queued for processing' },

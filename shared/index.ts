@@ -21,3 +21,8 @@ export * from './standard-webhooks.js';
 export * from './http-post.js';
 export * from './project-root.js';
 export * from './categories.js';
+export * from './events.js';
+export * from './webhook-secrets.js';
+export * from './webhook-url-guard.js';
+export * from './webhook-schemas.js';
+export * from './webhook-queue.js';

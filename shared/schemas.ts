@@ -9,7 +9,7 @@ import { SORT_FIELDS, type SortField, type SortOrder } from './db/records-listin
  * silently (Koa's query object has such keys too). A client's `__proto__` field or
  * query parameter is refused like any other unknown one.
  */
-const StrictJoi: Joi.Root = Joi.extend((joi) => ({
+export const StrictJoi: Joi.Root = Joi.extend((joi) => ({
   type: 'object',
   base: joi.object(),
   prepare(value: unknown, helpers: Joi.CustomHelpers) {

@@ -11,6 +11,7 @@ import {
   type ProcessJobData,
   type Queueing,
 } from '../shared/index.js';
+import type { DeliveryRepair } from './delivery-reconciler.js';
 
 export interface ReconcileLimits {
   /** intents read per query */
@@ -37,6 +38,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   intervalMs: number;
   limits?: Partial<ReconcileLimits>;
+  /** webhook deliveries repaired in the same turn (worker/delivery-reconciler.ts) */
+  deliveries?: DeliveryRepair;
 }
 
 export interface Reconciler {
@@ -121,6 +124,7 @@ export function startReconciler({
   logger,
   intervalMs,
   limits: overrides,
+  deliveries,
 }: ReconcilerDeps): Reconciler {
   const limits = { ...DEFAULT_RECONCILE_LIMITS, ...overrides };
   const lockKey = `${queue.qualifiedName}:reconcile-lock`;
@@ -310,9 +314,11 @@ export function startReconciler({
     const now = Date.now();
     let state: PassState | undefined;
     let repairs: Repairs;
+    let deliveriesRequeued = 0;
     try {
       state = await readState(now);
       repairs = await pass(state, () => held, now);
+      if (deliveries && held) deliveriesRequeued = await deliveries.repairLostDeliveries();
     } finally {
       clearInterval(renewal);
       // keeps what the pass got through, even when it failed midway; a lock left behind expires
@@ -324,7 +330,8 @@ export function startReconciler({
     if (requeued > 0) logger.warn({ requeued, ...repairs }, 'reconciler queued lost jobs again');
     const pruned = await db.idempotency.prune();
     if (pruned > 0) logger.info({ pruned }, 'expired idempotency keys pruned');
-    return requeued;
+    await deliveries?.prune();
+    return requeued + deliveriesRequeued;
   }
 
   const schedule = () => {

@@ -2,7 +2,11 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   createProcessingQueue,
+  createWebhookQueue,
   Coalescer,
+  relayOutbox,
+  WEBHOOK_QUEUE_NAME,
+  type DeliveryJobData,
   isDependencyUnavailable,
   QUEUE_NAME,
   untilAborted,
@@ -14,9 +18,12 @@ import {
   type QueuedRecord,
   type TransitionInput,
 } from '../shared/index.js';
+import { createDeliveryHandler } from './deliver-webhook.js';
+import { createDeliveryRepair } from './delivery-reconciler.js';
 import { createRecordHandler } from './process-record.js';
 import { createProcessors, type Processors } from './processors/index.js';
 import { startReconciler, type Reconciler } from './reconciler.js';
+import { createWebhookMetrics } from './webhook-metrics.js';
 import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
 
 export interface WorkerDeps {
@@ -30,6 +37,8 @@ export interface WorkerDeps {
 
 export interface RecordsWorker {
   worker: Worker<ProcessJobData>;
+  /** sends webhook deliveries */
+  deliveries: Worker<DeliveryJobData>;
   reconciler: Reconciler;
   /** this worker's own metrics registry; main.ts serves it on METRICS_PORT */
   metrics: WorkerMetrics;
@@ -93,12 +102,56 @@ export function createRecordsWorker({ config, logger, db, connection, processors
   void warnUnlessAofAndNoEviction(connection, logger);
 
   metrics.observe(worker);
+
+  // deliveries written with this worker's transitions are enqueued after commit; any worker sends them
+  const webhookQueue = createWebhookQueue(connection, config.queuePrefix);
+  const stopRelay = relayOutbox(db, webhookQueue, connection, config.queuePrefix, logger);
+  const webhookMetrics = createWebhookMetrics(metrics.registry, db);
+  const deliveryLoads = new Coalescer((ids: string[]) => db.webhooks.loadForSend(ids), grouping);
+  const deliveredGroups = new Coalescer(
+    (items: Array<{ id: string; seq: number; attempts: number; statusCode: number }>) =>
+      db.webhooks.markDelivered(items),
+    grouping,
+  );
+  const deliveries = new Worker<DeliveryJobData>(
+    WEBHOOK_QUEUE_NAME,
+    createDeliveryHandler({
+      webhooks: db.webhooks,
+      // deliveries that start or finish together share one query and one transaction
+      load: (id) => deliveryLoads.submit(id),
+      delivered: (item) => deliveredGroups.submit(item),
+      queue: webhookQueue,
+      settings: config.webhooks,
+      logger,
+      observeAttempt: webhookMetrics.observeAttempt,
+    }),
+    {
+      connection,
+      prefix: config.queuePrefix,
+      concurrency: config.webhooks.concurrency,
+      lockDuration: config.jobLockMs,
+      stalledInterval: config.stalledIntervalMs,
+      maxStalledCount: 2,
+    },
+  );
+  deliveries.on('error', (err) => logger.warn({ err: { message: err.message } }, 'delivery worker error'));
+  webhookMetrics.observe(deliveries);
+
   const reconciler = startReconciler({
     db,
     queue,
     connection,
     logger,
     intervalMs: config.reconcileIntervalMs,
+    deliveries: createDeliveryRepair({
+      db,
+      queue: webhookQueue,
+      connection,
+      logger,
+      graceMs: config.reconcileIntervalMs,
+      retentionMs: config.webhooks.retentionMs,
+      eventRetentionMs: config.events.retentionMs,
+    }),
   });
 
   let closing: Promise<void> | undefined;
@@ -111,8 +164,12 @@ export function createRecordsWorker({ config, logger, db, connection, processors
       const stopping = reconciler.stop();
       // a reconcile pass waiting on Redis must not hold the close
       if (!redisAway) await untilAborted(stopping, deadline);
+      stopRelay();
       // worker.close(true) after worker.close() would return the same promise: choose once
-      const workerClosed = await untilAborted(worker.close(redisAway), deadline);
+      const workerClosed = await untilAborted(
+        Promise.all([worker.close(redisAway), deliveries.close(redisAway)]),
+        deadline,
+      );
       if (!workerClosed) {
         logger.warn(
           { timeout_ms: config.shutdownTimeoutMs, redis: connection.status },
@@ -120,9 +177,9 @@ export function createRecordsWorker({ config, logger, db, connection, processors
         );
         return;
       }
-      await untilAborted(queue.close(), deadline);
+      await untilAborted(Promise.all([queue.close(), webhookQueue.close()]), deadline);
     })();
     return closing;
   };
-  return { worker, reconciler, metrics, close };
+  return { worker, deliveries, reconciler, metrics, close };
 }

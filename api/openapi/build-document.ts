@@ -156,11 +156,18 @@ function payloadSchemasNote(categories: Categories | undefined): string {
 function operation(op: OperationSpec, convert: SchemaConverter, note = ''): Record<string, unknown> {
   const responses: Record<string, unknown> = {};
   for (const [status, r] of Object.entries(op.responses)) {
-    const content: Record<string, unknown> = r.contentType
+    const content: Record<string, unknown> | null = r.contentType
       ? { [r.contentType]: { schema: { type: 'string' } } }
-      : { 'application/json': { schema: convert.convert(r.schema!) } };
-    if (r.csv) content['text/csv'] = { schema: { type: 'string', description: 'RFC 4180, with a header row' } };
-    responses[status] = { description: r.description, headers: headerRefs(r.headers ?? []), content };
+      : r.schema
+        ? { 'application/json': { schema: convert.convert(r.schema) } }
+        : null;
+    if (r.csv && content)
+      content['text/csv'] = { schema: { type: 'string', description: 'RFC 4180, with a header row' } };
+    responses[status] = {
+      description: r.description,
+      headers: headerRefs(r.headers ?? []),
+      ...(content ? { content } : {}),
+    };
   }
   const codes = [...new Set([...ACCESS_ERRORS[op.access], ...(op.errors ?? [])])];
   const byStatus = new Map<number, ErrorCode[]>();
@@ -206,8 +213,8 @@ included, is \`{"error": {"code", "message", "details"?}, "request_id"}\` with t
 
 ${errorCatalogueTable()}
 
-**Keys.** With API_KEYS set, every write and everything under \`/admin\` needs \`X-API-Key: <key>\` or
-\`Authorization: Bearer <key>\`; reads stay public.`;
+**Keys.** With API_KEYS set, every write and everything under \`/admin\` and \`/webhooks\` needs
+\`X-API-Key: <key>\` or \`Authorization: Bearer <key>\`; other reads stay public.`;
 
 /**
  * The OpenAPI 3.0 document, generated from the operations table and the Joi schemas; with
@@ -234,6 +241,7 @@ export function buildOpenApiDocument(version: string, categories?: Categories): 
     tags: [
       { name: 'records', description: 'store records and move them through the state machine' },
       { name: 'reports', description: 'what happened' },
+      { name: 'webhooks', description: 'being told: signed webhook deliveries and the live event stream' },
       { name: 'operations', description: 'health, version, metrics, this document and the queue UI' },
     ],
     paths,

@@ -26,6 +26,7 @@ import {
   versionSchema,
   type ErrorCode,
 } from '../../shared/index.js';
+import { WEBHOOK_OPERATIONS } from './webhook-operations.js';
 
 /**
  * Every endpoint of the API, described once. The request schemas are the very Joi
@@ -39,9 +40,9 @@ export type HeaderName =
 
 export interface ResponseSpec {
   description: string;
-  /** JSON body; absent with `contentType` for a non-JSON answer */
+  /** JSON body; absent with `contentType` for a non-JSON answer, and with neither for no body (204) */
   schema?: Joi.Schema;
-  contentType?: 'text/html' | 'text/plain';
+  contentType?: 'text/html' | 'text/plain' | 'text/event-stream';
   /** also answered as RFC 4180 CSV (`text/csv`) for `?format=csv` or `Accept: text/csv` */
   csv?: boolean;
   /** headers sent with this answer besides X-Request-ID (always sent) */
@@ -60,14 +61,16 @@ export type Access =
   /** a write: a key when API_KEYS is set, rate limited when RATE_LIMIT_PER_MINUTE is set, a JSON body if any */
   | 'write'
   /** under /admin: a key for every method when API_KEYS is set */
-  | 'admin';
+  | 'admin'
+  /** a read that needs a key when API_KEYS is set (the /webhooks reads: they show URLs) */
+  | 'keyed';
 
 export interface OperationSpec {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'patch' | 'delete';
   /** OpenAPI path template, `{name}` for parameters */
   path: string;
   operationId: string;
-  tag: 'records' | 'reports' | 'operations';
+  tag: 'records' | 'reports' | 'webhooks' | 'operations';
   summary: string;
   description?: string;
   access: Access;
@@ -86,6 +89,7 @@ export const ACCESS_ERRORS: Record<Access, ErrorCode[]> = {
   public: [],
   write: ['MALFORMED_JSON', 'UNAUTHORIZED', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'RATE_LIMITED'],
   admin: ['UNAUTHORIZED', 'RATE_LIMITED'],
+  keyed: ['UNAUTHORIZED', 'RATE_LIMITED'],
 };
 
 /** What a code means on an operation's response, beyond the catalogue's message. */
@@ -97,6 +101,8 @@ export const ERROR_NOTES: Partial<Record<ErrorCode, string>> = {
   RATE_LIMITED:
     'RATE_LIMIT_PER_MINUTE is set and this key (or client address) wrote more in the current minute, or this client address sent more than AUTH_FAILURES_PER_MINUTE wrong keys in a minute',
   RECORD_NOT_FOUND: 'no record has this id (a malformed id included)',
+  WEBHOOK_NOT_FOUND: 'no webhook subscription has this id (a malformed id included)',
+  DELIVERY_NOT_FOUND: 'this subscription has no delivery with this id (a malformed id included)',
   VALIDATION_ERROR: '`details` has one entry per problem',
   IDEMPOTENCY_KEY_REUSED: 'this Idempotency-Key came before with another request',
   UNKNOWN_CATEGORY: 'the categories file says `unknown_categories: reject` and does not list this category',
@@ -105,7 +111,7 @@ export const ERROR_NOTES: Partial<Record<ErrorCode, string>> = {
   NOT_FAILED: 'only a failed record can be retried',
   INTERNAL_ERROR: 'an unexpected failure; the body never carries internals, the log has them',
   SERVICE_UNAVAILABLE:
-    'the database or Redis cannot be reached (during a Redis failover, for one); retry after the `Retry-After` seconds',
+    'the database or Redis cannot be reached (during a Redis failover, for one), or EVENTS_MAX_STREAMS streams are open; retry after the `Retry-After` seconds',
   NOT_FOUND: 'no route has this path',
   METHOD_NOT_ALLOWED: 'the path exists but not with this method (the `Allow` header lists those it has)',
 };
@@ -450,4 +456,5 @@ export const OPERATIONS: readonly OperationSpec[] = [
     access: 'admin',
     responses: { 200: { description: 'the queue UI', contentType: 'text/html' } },
   },
+  ...WEBHOOK_OPERATIONS,
 ];

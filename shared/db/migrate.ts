@@ -4,6 +4,7 @@ import * as idempotency from './migrations/002-idempotency-and-intent.js';
 import * as reportCounters from './migrations/003-report-counters.js';
 import * as idempotencyScope from './migrations/004-idempotency-scope.js';
 import * as enqueueConfirmation from './migrations/005-enqueue-confirmation.js';
+import * as webhooksAndEvents from './migrations/006-webhooks-and-events.js';
 import * as transitionActor from './migrations/007-transition-actor.js';
 
 interface Migration {
@@ -19,6 +20,7 @@ const MIGRATIONS: ReadonlyArray<[string, Migration]> = [
   ['003-report-counters', reportCounters],
   ['004-idempotency-scope', idempotencyScope],
   ['005-enqueue-confirmation', enqueueConfirmation],
+  ['006-webhooks-and-events', webhooksAndEvents],
   ['007-transition-actor', transitionActor],
 ];
 

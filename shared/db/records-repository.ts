@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { RecordInput, WorkflowRecord } from '../records.js';
 import { INITIAL_STATUS } from '../state-machine.js';
 import type { IdempotencyRepository, IdempotentRequest, StoredResponse } from './idempotency-repository.js';
+import type { Outbox, OutboxWritten } from './outbox.js';
 import { toRecord, type RecordRow } from './record-rows.js';
 import { readListPage, sortKeyOf, type ListPosition, type ListQuery } from './records-listing.js';
 import { countInsertedRecords } from './report-counters.js';
@@ -56,6 +57,7 @@ export class RecordsRepository {
     private readonly knex: Knex,
     private readonly reader: Knex,
     private readonly idempotency: IdempotencyRepository,
+    private readonly outbox: Outbox,
   ) {}
 
   /**
@@ -101,8 +103,19 @@ export class RecordsRepository {
         processed_at: null,
       });
     }
+    const changes = records.map((r) => ({
+      type: 'record.created' as const,
+      recordId: r.id,
+      category: r.category,
+      source: r.source,
+      from: null,
+      to: INITIAL_STATUS,
+      attempt: 0,
+      error: null,
+    }));
+    let written: OutboxWritten;
     try {
-      await retryWhileBusy(() =>
+      written = await retryWhileBusy(() =>
         this.knex.transaction(async (trx) => {
           if (idempotent) {
             const response = idempotent.respond(records);
@@ -110,6 +123,7 @@ export class RecordsRepository {
           }
           await insertRows(trx, 'records', NEW_RECORD_COLUMNS, rows);
           await countInsertedRecords(trx, records, now);
+          return this.outbox.write(trx, changes, now, async () => new Map(records.map((r) => [r.id, r])));
         }),
       );
     } catch (err) {
@@ -119,6 +133,7 @@ export class RecordsRepository {
       if (!stored) throw err;
       return { replayed: true, ...stored };
     }
+    this.outbox.committed(written);
     return { replayed: false, records, queueings };
   }
 

@@ -2,6 +2,8 @@ import type { Knex } from 'knex';
 import { storableErrorText } from '../error-text.js';
 import type { JsonObject, Transition } from '../records.js';
 import { guardFor, type RecordStatus, type TerminalStatus } from '../state-machine.js';
+import type { Outbox } from './outbox.js';
+import { toRecord, type RecordRow } from './record-rows.js';
 import { COUNTED_COLUMNS, countRetry, countTransitions, type CountedRecord } from './report-counters.js';
 import { insertRows, iso, retryWhileBusy, rowsOf } from './sql.js';
 
@@ -48,7 +50,16 @@ export class TransitionsRepository {
   constructor(
     private readonly knex: Knex,
     private readonly reader: Knex,
+    private readonly outbox: Outbox,
   ) {}
+
+  /** The records as this transaction sees them now (what a webhook body carries). */
+  private static recordsIn(trx: Knex.Transaction) {
+    return async (ids: string[]) => {
+      const rows = (await trx('records').whereIn('id', ids)) as RecordRow[];
+      return new Map(rows.map((row) => [row.id, toRecord(row)]));
+    };
+  }
 
   /**
    * Accepts a pending, not yet queued record for processing under its next queueing
@@ -82,7 +93,7 @@ export class TransitionsRepository {
    * fingerprint of the key that asked, never the key) is written in its history row.
    */
   async retry(id: string, requestId: string | null, actor: string | null = null): Promise<RetryOutcome> {
-    return retryWhileBusy(() =>
+    const outcome = await retryWhileBusy(() =>
       this.knex.transaction(async (trx) => {
         const now = Date.now();
         const rows = (await trx('records')
@@ -99,10 +110,15 @@ export class TransitionsRepository {
             processed_at: null,
             updated_at: now,
           })
-          .returning(['queue_seq'])) as Array<{ queue_seq: number }>;
+          .returning(['queue_seq', 'category', 'source'])) as Array<{
+          queue_seq: number;
+          category: string;
+          source: string;
+        }>;
         if (rows.length === 0) {
           const exists = await trx('records').select('id').where({ id }).first();
-          return { retried: false, reason: exists ? 'not_failed' : 'not_found' };
+          const refused: RetryOutcome = { retried: false, reason: exists ? 'not_failed' : 'not_found' };
+          return { outcome: refused, written: null };
         }
         await insertRows(
           trx,
@@ -111,9 +127,24 @@ export class TransitionsRepository {
           [[id, RETRY_FROM, PROCESSING_FROM, now, 0, null, requestId, null, actor]],
         );
         await countRetry(trx, id);
-        return { retried: true, seq: Number(rows[0]!.queue_seq) };
+        const { category, source } = rows[0]!;
+        const change = {
+          type: 'record.retried' as const,
+          recordId: id,
+          category,
+          source,
+          from: RETRY_FROM,
+          to: PROCESSING_FROM,
+          attempt: 0,
+          error: null,
+        };
+        const written = await this.outbox.write(trx, [change], now, TransitionsRepository.recordsIn(trx));
+        const retried: RetryOutcome = { retried: true, seq: Number(rows[0]!.queue_seq) };
+        return { outcome: retried, written };
       }),
     );
+    if (outcome.written) this.outbox.committed(outcome.written);
+    return outcome.outcome;
   }
 
   /**
@@ -151,21 +182,42 @@ export class TransitionsRepository {
       FROM outcome
       WHERE records.id = outcome.rid AND records.status || '' = ? AND records.queue_seq = outcome.seq
       RETURNING ${COUNTED_COLUMNS.map((c) => `records.${c}`).join(', ')}`;
-    return retryWhileBusy(() =>
+    const { applied, written } = await retryWhileBusy(() =>
       this.knex.transaction(async (trx) => {
         // the rows whose guard matched, with what the report counters need
         const changed = rowsOf<CountedRecord>(await trx.raw(sql, [...bindings, now, now, PROCESSING_FROM]));
-        const matched = new Set(changed.map((r) => r.id));
+        const byId = new Map(changed.map((r) => [r.id, r]));
         const history = group.flatMap((t, i) =>
-          matched.has(t.recordId)
+          byId.has(t.recordId)
             ? [[t.recordId, PROCESSING_FROM, t.to, now, t.attempt, errors[i] ?? null, t.requestId, t.jobId]]
             : [],
         );
         await insertRows(trx, 'record_transitions', HISTORY_COLUMNS, history);
         await countTransitions(trx, changed);
-        return transitions.map((t) => matched.has(t.recordId) && firsts.get(t.recordId) === t);
+        const changes = group.flatMap((t, i) => {
+          const row = byId.get(t.recordId);
+          if (!row) return [];
+          return [
+            {
+              type: t.to === 'processed' ? ('record.processed' as const) : ('record.failed' as const),
+              recordId: t.recordId,
+              category: row.category,
+              source: row.source,
+              from: PROCESSING_FROM,
+              to: t.to,
+              attempt: t.attempt,
+              error: errors[i] ?? null,
+            },
+          ];
+        });
+        return {
+          applied: transitions.map((t) => byId.has(t.recordId) && firsts.get(t.recordId) === t),
+          written: await this.outbox.write(trx, changes, now, TransitionsRepository.recordsIn(trx)),
+        };
       }),
     );
+    this.outbox.committed(written);
+    return applied;
   }
 
   /** Makes a transient failure visible on the record while the job waits for its next attempt. */

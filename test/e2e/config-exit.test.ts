@@ -29,6 +29,14 @@ const BAD_VALUES: Record<string, string> = {
   NODE_ENV: 'pro duction',
   GIT_COMMIT: 'not a commit!',
   CATEGORIES_FILE: '/nonexistent/categories.yaml',
+  WEBHOOK_TIMEOUT_MS: '10',
+  WEBHOOK_BACKOFF_MS: '-5',
+  WEBHOOK_MAX_ATTEMPTS: '0',
+  WEBHOOK_ALLOW_PRIVATE_URLS: 'sometimes',
+  WEBHOOK_CONCURRENCY: '0',
+  WEBHOOK_SECRET_KEY: 'too-short',
+  EVENT_RETENTION_HOURS: 'forever',
+  EVENTS_MAX_STREAMS: '0',
 };
 
 /** The built entry points, started as `npm run api|worker` would, with one bad variable each. */

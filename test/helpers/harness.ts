@@ -82,7 +82,10 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
     maxAttempts: config.maxAttempts,
     retryBackoffMs: config.retryBackoffMs,
   });
+  // aborted first in close(): the app's event streams and their Redis subscriber end
+  const shutdown = new AbortController();
   const deps: AppDeps = {
+    shutdown: shutdown.signal,
     config,
     logger,
     db,
@@ -127,6 +130,7 @@ export async function createHarness(opts: HarnessOptions = {}): Promise<Harness>
       }
     },
     async close() {
+      shutdown.abort();
       await harness.worker?.close();
       await queue.obliterate({ force: true }).catch(() => undefined);
       await queue.close();

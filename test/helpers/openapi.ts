@@ -115,7 +115,9 @@ export class DocumentedResponses {
 
     const contentType = (res.headers['content-type'] ?? '').split(';')[0]!.trim();
     const media = response.content?.[contentType];
-    if (!media) {
+    if (!response.content) {
+      if (res.text) problems.push('a body where none is documented');
+    } else if (!media) {
       problems.push(`content type ${contentType || '(none)'} is not one of ${Object.keys(response.content ?? {})}`);
     } else if (contentType === 'application/json') {
       const fn = this.validator(`${base}/${pointer('content', 'application/json', 'schema')}`);

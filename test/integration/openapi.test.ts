@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { createApp, createRouteDeps, createRouter } from '../../api/app.js';
@@ -9,12 +11,14 @@ import { createTestDatabase } from '../helpers/database.js';
 import { createHarness, type Harness } from '../helpers/harness.js';
 import { expectContractError } from '../helpers/contract.js';
 import { DocumentedResponses } from '../helpers/openapi.js';
+import { openSse } from '../helpers/sse-client.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const KEY = 'openapi-test-key';
 const valid = { source: 'crm', category: 'lead', payload: { priority: 5 } };
 const UNKNOWN_ID = '9b2f3c3e-6c1a-4d7e-9f00-000000000000';
 
-type Method = 'get' | 'post' | 'put' | 'delete';
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 interface Call {
   method?: Method;
   path: string;
@@ -247,11 +251,12 @@ describe('OpenAPI document', function () {
 
     it('every write: 400, 401, 413 and 415', async () => {
       for (const op of OPERATIONS.filter((o) => o.access === 'write')) {
-        const path = op.path.replace('{id}', pendingId);
-        await call(h, { method: 'post', path, body: valid });
-        await call(h, { method: 'post', path, key: true, type: 'application/json', body: '{"source": ' });
-        await call(h, { method: 'post', path, key: true, body: { ...valid, payload: { pad: 'x'.repeat(2000) } } });
-        await call(h, { method: 'post', path, key: true, type: 'text/plain', body: 'hello' });
+        const path = op.path.replace('{id}', pendingId).replace('{delivery_id}', UNKNOWN_ID);
+        const { method } = op;
+        await call(h, { method, path, body: valid });
+        await call(h, { method, path, key: true, type: 'application/json', body: '{"source": ' });
+        await call(h, { method, path, key: true, body: { ...valid, payload: { pad: 'x'.repeat(2000) } } });
+        await call(h, { method, path, key: true, type: 'text/plain', body: 'hello' });
       }
     });
 
@@ -260,7 +265,8 @@ describe('OpenAPI document', function () {
       try {
         await call(limited, { method: 'post', path: '/records', body: valid });
         for (const op of OPERATIONS.filter((o) => o.access === 'write')) {
-          const res = await call(limited, { method: 'post', path: op.path.replace('{id}', UNKNOWN_ID), body: valid });
+          const path = op.path.replace('{id}', UNKNOWN_ID).replace('{delivery_id}', UNKNOWN_ID);
+          const res = await call(limited, { method: op.method, path, body: valid });
           expect(res.status).to.equal(429);
         }
       } finally {
@@ -277,8 +283,82 @@ describe('OpenAPI document', function () {
         ).to.equal(401);
         const board = await call(guarded, { path: '/admin/queues', headers: { 'X-API-Key': KEY } });
         expect(board.status).to.equal(429);
+        for (const op of OPERATIONS.filter((o) => o.access === 'keyed')) {
+          const res = await call(guarded, { path: op.path.replace('{id}', UNKNOWN_ID), headers: { 'X-API-Key': KEY } });
+          expect(res.status).to.equal(429);
+        }
       } finally {
         await guarded.close();
+      }
+    });
+
+    it('webhooks: created, read, listed, changed, their deliveries, redelivered and deleted; their errors', async () => {
+      const receiver = await startWebhookReceiver();
+      const open = await createHarness({
+        env: { API_KEYS: KEY, WEBHOOK_ALLOW_PRIVATE_URLS: 'true' },
+        worker: true,
+      });
+      try {
+        const body = { url: receiver.url, events: ['record.created'] };
+        const created = (await call(open, { method: 'post', path: '/webhooks', key: true, body })).body;
+        await call(open, { method: 'post', path: '/webhooks', key: true, body: { ...body, events: [] } });
+        await call(open, { path: '/webhooks', key: true });
+        await call(open, { path: '/webhooks' });
+        await call(open, { path: `/webhooks/${created.id}`, key: true });
+        await call(open, { path: `/webhooks/${created.id}` });
+        await call(open, { path: `/webhooks/${created.id}/deliveries` });
+        await call(open, { path: `/webhooks/${UNKNOWN_ID}`, key: true });
+        const patch = { method: 'patch' as const, path: `/webhooks/${created.id}`, key: true };
+        await call(open, { ...patch, body: { description: 'crm' } });
+        await call(open, { ...patch, body: { url: 'ftp://x' } });
+        await call(open, { ...patch, path: `/webhooks/${UNKNOWN_ID}`, body: { enabled: true } });
+        await call(open, { method: 'post', path: '/records', key: true, body: valid });
+        await receiver.waitFor(1);
+        const log = `/webhooks/${created.id}/deliveries`;
+        let page = await call(open, { path: log, key: true });
+        for (const deadline = Date.now() + 10_000; page.body.items[0]?.status !== 'delivered';) {
+          if (Date.now() > deadline) throw new Error('not delivered');
+          await new Promise((r) => setTimeout(r, 50));
+          page = await call(open, { path: log, key: true });
+        }
+        await call(open, { path: `${log}?status=lost`, key: true });
+        await call(open, { path: `/webhooks/${UNKNOWN_ID}/deliveries`, key: true });
+        const again = `${log}/${page.body.items[0].id}/redeliver`;
+        expect((await call(open, { method: 'post', path: again, key: true })).status).to.equal(202);
+        await call(open, { method: 'post', path: `${log}/${UNKNOWN_ID}/redeliver`, key: true });
+        await call(open, {
+          method: 'post',
+          path: `/webhooks/${UNKNOWN_ID}/deliveries/${UNKNOWN_ID}/redeliver`,
+          key: true,
+        });
+        const rotate = { method: 'post' as const, path: `/webhooks/${created.id}/rotate-secret`, key: true };
+        await call(open, { ...rotate, body: { grace_seconds: 60 } });
+        await call(open, { ...rotate, body: { grace_seconds: -1 } });
+        await call(open, { ...rotate, path: `/webhooks/${UNKNOWN_ID}/rotate-secret` });
+        await call(open, { method: 'delete', path: `/webhooks/${created.id}`, key: true });
+        await call(open, { method: 'delete', path: `/webhooks/${created.id}`, key: true });
+      } finally {
+        await open.close();
+        await receiver.close();
+      }
+    });
+
+    it('GET /events: the stream, its 422 and its 503', async () => {
+      const capped = await createHarness({ env: { EVENTS_MAX_STREAMS: '1' } });
+      const server = http.createServer(capped.app.callback());
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`;
+        const stream = await openSse(url);
+        const answer = { status: stream.status, headers: Object.fromEntries(stream.headers), body: null, text: ': ok' };
+        expect(docs.problem('GET', '/events', answer)).to.equal(null);
+        await call(capped, { path: '/events' }); // the one stream allowed is open: 503
+        stream.close();
+        await call(capped, { path: '/events?last_event_id=x' });
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        await capped.close();
       }
     });
 

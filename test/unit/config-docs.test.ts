@@ -7,12 +7,10 @@ import { CONFIG_VARIABLES } from '../../shared/index.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const read = (file: string) => fs.readFileSync(path.join(root, file), 'utf8');
 
-/** The variables named in the first column of the README's Configuration table. */
-function readmeVariables(): string[] {
-  const section =
-    read('README.md')
-      .split(/^## Configuration$/m)[1]
-      ?.split(/^## /m)[0] ?? '';
+/** The variables named in the first column of a document's tables (all of it, or the part under `heading`). */
+function tableVariables(file: string, heading?: string): string[] {
+  const text = read(file);
+  const section = heading ? (text.split(new RegExp(`^## ${heading}$`, 'm'))[1]?.split(/^## /m)[0] ?? '') : text;
   return section
     .split('\n')
     .filter((line) => line.startsWith('| `'))
@@ -30,8 +28,15 @@ function envExampleVariables(): string[] {
 describe('configuration is documented', () => {
   const expected = [...CONFIG_VARIABLES].sort();
 
-  it('the README lists exactly the variables shared/config.ts reads, once each', () => {
-    expect(readmeVariables().sort()).to.deep.equal(expected);
+  it('docs/configuration.md lists exactly the variables shared/config.ts reads, once each', () => {
+    expect(tableVariables('docs/configuration.md').sort()).to.deep.equal(expected);
+  });
+
+  it("the README's Configuration table names only variables shared/config.ts reads, once each", () => {
+    const named = tableVariables('README.md', 'Configuration');
+    expect(named).to.not.be.empty;
+    expect(new Set(named).size).to.equal(named.length);
+    expect(expected).to.include.members(named);
   });
 
   it('.env.example lists exactly the variables shared/config.ts reads, once each', () => {
