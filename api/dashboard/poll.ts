@@ -41,7 +41,7 @@ function listen(listener: Listener): () => void {
   return () => listeners.delete(listener);
 }
 
-const streamLive = () => stream?.readyState === EventSource.OPEN;
+const streamLive = () => stream !== null && stream.readyState === EventSource.OPEN;
 
 export interface Polled<T> {
   data: T | null;
