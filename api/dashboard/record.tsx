@@ -17,7 +17,11 @@ async function loadRecord(id: string) {
 const json = (value: unknown) => JSON.stringify(value, null, 2);
 
 export function RecordPage({ id }: { id: string }) {
-  const { data, error, refresh } = usePoll(() => loadRecord(id), id);
+  const { data, error, refresh } = usePoll(
+    () => loadRecord(id),
+    id,
+    (event) => event.record_id === id,
+  );
   const [message, setMessage] = useState('');
   const [busy, setBusy] = useState(false);
 

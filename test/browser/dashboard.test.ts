@@ -12,6 +12,7 @@ import { UnrecoverableError } from 'bullmq';
 import { expect } from 'chai';
 import { parse } from 'csv-parse/sync';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { COALESCE_MS, POLL_MS } from '../../api/dashboard/poll.js';
 import { buildDashboard } from '../../bin/build-dashboard.js';
 import { projectRoot } from '../../shared/index.js';
 import type { Processor } from '../../worker/processors/index.js';
@@ -124,6 +125,22 @@ describe('the dashboard in a browser', function () {
     expect(violations, where).to.deep.equal([]);
   }
 
+  /** When the page asked for `pathname` (its reads of the API), noted from now on. */
+  function requestsTo(pathname: string): number[] {
+    const at: number[] = [];
+    page.on('request', (r) => new URL(r.url()).pathname === pathname && at.push(Date.now()));
+    return at;
+  }
+
+  /** Waits for the records page to show `total` and says when it did. */
+  async function shownTotal(total: number, timeout: number): Promise<number> {
+    await page
+      .locator('[data-records-total]')
+      .filter({ hasText: new RegExp(`^${total.toLocaleString('en')}$`) })
+      .waitFor({ timeout });
+    return Date.now();
+  }
+
   const text = async (selector: string) => (await page.locator(selector).first().textContent())?.trim();
 
   before(async () => {
@@ -179,6 +196,8 @@ describe('the dashboard in a browser', function () {
     const csp = res.headers['content-security-policy'];
     expect(csp).to.include("default-src 'none'").and.include("script-src 'self'").and.include("style-src 'self'");
     expect(csp).not.to.include('unsafe-inline');
+    // the live updates' EventSource on /events
+    expect(csp).to.include("connect-src 'self'");
     expect(res.text).to.include('data-keys-required="true"');
     const assets = [...res.text.matchAll(/(?:src|href)="(\/[^"]+)"/g)].map((m) => m[1]!);
     expect(assets.sort()).to.deep.equal(['/dashboard/app.css', '/dashboard/app.js']);
@@ -274,14 +293,14 @@ describe('the dashboard in a browser', function () {
     expect(rows.map((r) => r.id)).to.deep.equal(ids);
     await expectAccessible('records');
 
-    // live: a typed, unapplied filter and its focus survive the 5 s refresh, which shows a new record
+    // live: a typed, unapplied filter and its focus survive the refresh that shows a new record
     await page.getByLabel('Source').fill('half-typed');
     await page.getByLabel('Source').focus();
     const [another] = await seed([{ source: 'erp', category: 'ops', payload: { fail: TIMEOUT } }]);
     await page
       .locator('[data-records-total]')
       .filter({ hasText: String(listed.total + 1) })
-      .waitFor({ timeout: 8000 });
+      .waitFor({ timeout: POLL_MS + 3000 });
     expect(await page.getByLabel('Source').inputValue()).to.equal('half-typed');
     expect(await page.evaluate(() => (document.activeElement as HTMLInputElement).name)).to.equal('source');
 
@@ -376,6 +395,74 @@ describe('the dashboard in a browser', function () {
         r.id,
       ).to.equal(true);
     }
+  });
+
+  it('live: changes arrive through GET /events, a burst of thousands coalesced into a few reads', async () => {
+    const reads = requestsTo('/records');
+    const opened = page.waitForResponse((r) => new URL(r.url()).pathname === '/events');
+    await page.goto(`${base}/dashboard#/records?category=burst`);
+    const stream = await opened;
+    expect(stream.status()).to.equal(200);
+    expect(stream.headers()['content-type']).to.match(/^text\/event-stream/);
+    await shownTotal(0, 5000);
+    await page.getByLabel('Source').fill('half-typed');
+    await page.getByLabel('Source').focus();
+
+    const burst = Array.from({ length: 1000 }, (_, i) => ({ source: 'crm', category: 'burst', payload: { i } }));
+    const start = Date.now();
+    const before = reads.length;
+    for (let b = 0; b < 3; b++) await seed(burst, false);
+    const posted = Date.now();
+    const shown = await shownTotal(3000, POLL_MS);
+    // the first read started the 5 s timer: the stream brought the change before the poll could have
+    expect(shown - reads[0]!, 'shown after the first read (ms)').to.be.below(POLL_MS - 500);
+    expect(shown - posted, 'shown after the last batch was stored (ms)').to.be.below(2000);
+    // 3,000 events, and at most one read per 250 ms while they came (and one for the last)
+    await new Promise((r) => setTimeout(r, 2 * COALESCE_MS));
+    const during = reads.length - before;
+    expect(during).to.be.at.least(1);
+    expect(during).to.be.at.most(Math.ceil((Date.now() - start) / COALESCE_MS) + 1);
+
+    // events spread over seconds (a worker processing a batch): still at most one read per 250 ms
+    const processing = Date.now();
+    const atProcessing = reads.length;
+    await seed(burst.slice(0, 300));
+    await shownTotal(3300, 2000);
+    // the newest page shows them processed, as the worker left them
+    await page.waitForFunction(
+      () => document.querySelector('tbody .badge-processed') && !document.querySelector('tbody .badge-pending'),
+      undefined,
+      { timeout: 2000 },
+    );
+    const spread = reads.length - atProcessing;
+    expect(spread).to.be.at.least(1);
+    expect(spread).to.be.at.most(Math.ceil((Date.now() - processing) / COALESCE_MS) + 1);
+    expect(await page.getByLabel('Source').inputValue()).to.equal('half-typed');
+    expect(await page.evaluate(() => (document.activeElement as HTMLInputElement).name)).to.equal('source');
+  });
+
+  it('live: with GET /events failing, the page still updates by polling every 5 s', async () => {
+    const reads = requestsTo('/records');
+    let refused = 0;
+    await page.route(
+      (url) => url.pathname === '/events',
+      (route) => {
+        refused++;
+        return route.abort();
+      },
+    );
+    await page.goto(`${base}/dashboard#/records?category=fallback`);
+    await shownTotal(0, 5000);
+    await seed([{ source: 'crm', category: 'fallback', payload: {} }], false);
+    const shown = await shownTotal(1, POLL_MS + 3000);
+    expect(refused, 'attempts to open the stream').to.be.at.least(1);
+    // nothing but the 5 s timer could have read it again
+    expect(shown - reads[0]!, 'shown after the first read (ms)').to.be.at.least(POLL_MS - 100);
+    expect(reads.length).to.be.at.least(2);
+    // the browser's own note of each stream this test refused, and nothing else
+    const refusal = (m: string) => m === 'Failed to load resource: net::ERR_FAILED';
+    expect(problems.console.filter(refusal).length).to.be.at.most(refused);
+    problems.console = problems.console.filter((m) => !refusal(m));
   });
 
   it('keyboard and a phone-sized screen', async () => {
