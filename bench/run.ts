@@ -299,7 +299,6 @@ async function leakCheck(redis: RedisServer, total: number) {
 
 const redis = await startRedisServer();
 const results: Record<string, unknown> = {
-  date: new Date().toISOString(),
   machine: `${os.cpus().length} cores, ${round(os.totalmem() / 2 ** 30)} GiB, ${os.cpus()[0]?.model ?? ''}`.trim(),
   node: process.version,
   database: dbKind,
