@@ -51,6 +51,8 @@ export interface Service {
   metricsPorts: number[];
   base: string;
   database: TestDatabase;
+  /** starts one more worker (its output is not kept) */
+  startWorker(): Promise<ServiceProcess>;
   stop(): Promise<void>;
 }
 
@@ -62,6 +64,8 @@ export interface ServiceOptions {
   /** WORKER_CONCURRENCY */
   concurrency: number;
   env?: Record<string, string>;
+  /** the API's alone, over `env` (LOG_LEVEL=warn for an API whose request lines are not measured) */
+  apiEnv?: Record<string, string>;
   workerNodeArgs?: string[];
 }
 
@@ -72,6 +76,7 @@ export async function startService({
   dbKind,
   concurrency,
   env: extraEnv = {},
+  apiEnv = {},
   workerNodeArgs = [],
 }: ServiceOptions): Promise<Service> {
   const database = await benchDatabase(dbKind);
@@ -87,7 +92,7 @@ export async function startService({
     MIGRATE_ON_START: 'false',
     ...extraEnv,
   };
-  const api = startProcess('api', env);
+  const api = startProcess('api', { ...env, ...apiEnv });
   // readiness over HTTP: with LOG_LEVEL=warn the API prints no "listening" line
   for (
     let tries = 0;
@@ -102,20 +107,25 @@ export async function startService({
   }
   const started: ServiceProcess[] = [];
   const metricsPorts: number[] = [];
-  for (let i = 0; i < workers; i++) {
-    metricsPorts.push(await freePort());
-    const w = startProcess('worker', { ...env, METRICS_PORT: String(metricsPorts[i]) }, workerNodeArgs);
+  const startWorker = async () => {
+    const metricsPort = await freePort();
+    const w = startProcess('worker', { ...env, METRICS_PORT: String(metricsPort) }, workerNodeArgs);
     await w.waitForOutput('worker started');
+    // its log is read only to see it start: stop buffering it
+    w.discardOutput();
+    metricsPorts.push(metricsPort);
     started.push(w);
-  }
-  // the processes' logs are read only to see them start: stop buffering them
-  for (const p of [api, ...started]) p.discardOutput();
+    return w;
+  };
+  for (let i = 0; i < workers; i++) await startWorker();
+  api.discardOutput();
   return {
     api,
     workers: started,
     metricsPorts,
     base: `http://127.0.0.1:${port}`,
     database,
+    startWorker,
     async stop() {
       await Promise.all([api.stop(), ...started.map((w) => w.stop())]);
       await database.drop();

@@ -12,10 +12,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createDatabase, type Database } from '../shared/index.js';
-import { createTestDatabase, type TestDatabase } from '../test/helpers/database.js';
-import { startProcess, type ServiceProcess } from '../test/helpers/processes.js';
-import { freePort, startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
+import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
 import { openSse } from '../test/helpers/sse-client.js';
+import { startService as startBenchService } from './service.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string) => {
@@ -28,67 +27,26 @@ const CONNECTIONS = 50;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const body = (i: number) => ({ source: 'bench', category: `c${i % 8}`, payload: { priority: i % 6, n: i } });
 
-interface Service {
-  base: string;
-  db: Database;
-  api: ServiceProcess;
-  workers: ServiceProcess[];
-  startWorker(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-async function startService(redis: RedisServer, tag: string, workers: number): Promise<Service> {
-  if (dbKind === 'postgres') process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/test';
-  else delete process.env.TEST_DATABASE_URL;
-  const database: TestDatabase = await createTestDatabase();
-  const db = createDatabase(database.url);
-  await db.migrate();
-  const port = await freePort();
-  const env = {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATABASE_URL: database.url,
-    REDIS_URL: redis.url,
-    QUEUE_PREFIX: `bench-${tag}-${Date.now()}`,
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    WORKER_CONCURRENCY: '256',
-    WEBHOOK_CONCURRENCY: '64',
-    WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
-    MIGRATE_ON_START: 'false',
-  };
-  const api = startProcess('api', env);
-  for (
-    let tries = 0;
-    !(await fetch(`http://127.0.0.1:${port}/health/live`).then(
-      (r) => r.ok,
-      () => false,
-    ));
-    tries++
-  ) {
-    if (tries > 300 || api.child.exitCode !== null) throw new Error(`api did not start:\n${api.output()}`);
-    await sleep(50);
-  }
-  const service: Service = {
-    base: `http://127.0.0.1:${port}`,
+/** The bench's service with a connection of its own to the database, to count rows. */
+async function startService(redis: RedisServer, tag: string, workers: number) {
+  const service = await startBenchService({
+    redis,
+    workers,
+    tag,
+    dbKind,
+    concurrency: 256,
+    env: { WEBHOOK_CONCURRENCY: '64', WEBHOOK_ALLOW_PRIVATE_URLS: 'true' },
+    apiEnv: { LOG_LEVEL: 'warn' },
+  });
+  const db = createDatabase(service.database.url);
+  return {
+    ...service,
     db,
-    api,
-    workers: [],
-    async startWorker() {
-      const w = startProcess('worker', { ...env, LOG_LEVEL: 'info', METRICS_PORT: String(await freePort()) });
-      await w.waitForOutput('worker started');
-      w.discardOutput();
-      service.workers.push(w);
-    },
     async stop() {
-      await Promise.all([api.stop(), ...service.workers.map((w) => w.stop())]);
       await db.close();
-      await database.drop();
+      await service.stop();
     },
   };
-  api.discardOutput();
-  for (let i = 0; i < workers; i++) await service.startWorker();
-  return service;
 }
 
 async function post(url: string, payload: object): Promise<void> {
