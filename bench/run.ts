@@ -94,8 +94,7 @@ function batchBodies(records: number): string[] {
 }
 
 /**
- * POSTs the bodies over `connections` connections. (Not autocannon: it ends an `amount`
- * run on its one-second tick, so every short batch run lasted a whole number of seconds.)
+ * POSTs the bodies over `connections` connections, each body once.
  */
 async function sendBatches(url: string, bodies: string[], connections: number): Promise<void> {
   let next = 0;
