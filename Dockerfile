@@ -1,4 +1,5 @@
-# One image for both processes: `node dist/api/server.js` (the default) or `node dist/worker/main.js`.
+# One image for both processes: `node dist/api/server.js` (the default) or `node dist/worker/main.js`,
+# each with the heap settings of shared/node-flags.ts.
 
 # build: compile TypeScript and the sqlite3 addon, then drop dev dependencies
 FROM node:20-bookworm-slim AS build
@@ -32,4 +33,4 @@ EXPOSE 3000 9464
 # the API's liveness; a worker container overrides it with its metrics port (docker-compose.yml)
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "dist/api/server.js"]
+CMD ["node", "--max-semi-space-size=8", "--heap-growing-percent=50", "dist/api/server.js"]

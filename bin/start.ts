@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { closeInOrder, createLogger, loadConfigOrExit, type CloseOutcome } from '../shared/index.js';
+import { closeInOrder, createLogger, loadConfigOrExit, NODE_FLAGS, type CloseOutcome } from '../shared/index.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('start', config.logLevel);
@@ -144,8 +144,8 @@ async function startLocalRedis({ host, port }: { host: string; port: number }): 
 const local = localRedisAddress(config.redisUrl);
 const redis = local && !(await portAnswers(local.port, local.host)) ? await startLocalRedis(local) : undefined;
 if (!stopping) {
-  const api = launch('api', process.execPath, [path.join(here, '../api/server.js')]);
-  const worker = launch('worker', process.execPath, [path.join(here, '../worker/main.js')]);
+  const api = launch('api', process.execPath, [...NODE_FLAGS, path.join(here, '../api/server.js')]);
+  const worker = launch('worker', process.execPath, [...NODE_FLAGS, path.join(here, '../worker/main.js')]);
   // if this process dies, Redis waits for these two to close before it stops (at most their deadline and a bit)
   if (redis?.process.connected) {
     redis.process.send({ pids: [api.process.pid, worker.process.pid], timeoutMs: config.shutdownTimeoutMs + 2000 });

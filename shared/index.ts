@@ -26,3 +26,4 @@ export * from './webhook-secrets.js';
 export * from './webhook-url-guard.js';
 export * from './webhook-schemas.js';
 export * from './webhook-queue.js';
+export * from './node-flags.js';

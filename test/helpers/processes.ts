@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_VARIABLES } from '../../shared/config.js';
+import { NODE_FLAGS } from '../../shared/node-flags.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ENTRIES = { api: 'dist/api/server.js', worker: 'dist/worker/main.js', start: 'dist/bin/start.js' } as const;
@@ -47,7 +48,10 @@ export interface StartOptions {
   detached?: boolean;
 }
 
-/** Starts a built entry point (`npm test` builds first) as a real process, as `npm run api|worker` would. */
+/**
+ * Starts a built entry point (`npm test` builds first) as a real process, as `npm run api|worker`
+ * would: the API and the worker with the heap settings they are deployed with.
+ */
 export function startProcess(
   kind: keyof typeof ENTRIES,
   env: Record<string, string>,
@@ -57,7 +61,8 @@ export function startProcess(
   const entry = path.join(root, ENTRIES[kind]);
   if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: run npm run build (npm test does)`);
   const unset = envFile ? {} : Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, '']));
-  const child = spawn(process.execPath, [...nodeArgs, entry], {
+  const flags = kind === 'start' ? [] : NODE_FLAGS;
+  const child = spawn(process.execPath, [...flags, ...nodeArgs, entry], {
     cwd,
     env: { ...childBaseEnv(), ...unset, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
