@@ -1,7 +1,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { getJson, postJson, query } from './api.js';
-import { fromLocalInput, localInput, number, when } from './format.js';
-import { TextField } from './field.js';
+import { fromLocalInput, number, when } from './format.js';
+import { DateRangeFields, TextField } from './field.js';
 import { usePoll } from './poll.js';
 import { navigate, type Route } from './router.js';
 import type { FailuresReport } from './types.js';
@@ -79,20 +79,7 @@ export function Failures({ route }: { route: Route }) {
           value={filter.error_contains ?? ''}
           maxLength={2000}
         />
-        <TextField
-          form="failures"
-          name="from"
-          label="From"
-          type="datetime-local"
-          value={localInput(filter.created_after ?? null)}
-        />
-        <TextField
-          form="failures"
-          name="to"
-          label="To"
-          type="datetime-local"
-          value={localInput(filter.created_before ?? null)}
-        />
+        <DateRangeFields form="failures" from={filter.created_after ?? null} to={filter.created_before ?? null} />
         <button type="submit">Apply filters</button>
       </form>
       <p role="status" class="message">

@@ -1,4 +1,5 @@
 import type { ComponentChildren } from 'preact';
+import { localInput } from './format.js';
 
 let next = 0;
 const ids = new Map<string, string>();
@@ -39,6 +40,16 @@ export function TextField({
         <input id={id} name={name} type="datetime-local" defaultValue={value} />
       )}
     </div>
+  );
+}
+
+/** The From and To fields of a time range, shown in local time; `from` and `to` are ISO instants or null. */
+export function DateRangeFields({ form, from, to }: { form: string; from: string | null; to: string | null }) {
+  return (
+    <>
+      <TextField form={form} name="from" label="From" type="datetime-local" value={localInput(from)} />
+      <TextField form={form} name="to" label="To" type="datetime-local" value={localInput(to)} />
+    </>
   );
 }
 

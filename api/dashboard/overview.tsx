@@ -1,7 +1,7 @@
 import { getJson, query } from './api.js';
 import { Chart } from './chart.js';
-import { TextField } from './field.js';
-import { fromLocalInput, localInput, ms, number, percent } from './format.js';
+import { DateRangeFields } from './field.js';
+import { fromLocalInput, ms, number, percent } from './format.js';
 import { usePoll } from './poll.js';
 import { href, navigate, type Route } from './router.js';
 import type { Health, LatencySeries, Summary, Timeseries } from './types.js';
@@ -108,20 +108,7 @@ export function Overview({ route }: { route: Route }) {
       </div>
       {valid === 'custom' && (
         <form class="filters" onSubmit={onCustom} key={key}>
-          <TextField
-            form="range"
-            name="from"
-            label="From"
-            type="datetime-local"
-            value={localInput(route.params.get('from'))}
-          />
-          <TextField
-            form="range"
-            name="to"
-            label="To"
-            type="datetime-local"
-            value={localInput(route.params.get('to'))}
-          />
+          <DateRangeFields form="range" from={route.params.get('from')} to={route.params.get('to')} />
           <button type="submit">Show range</button>
         </form>
       )}

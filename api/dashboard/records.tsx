@@ -1,9 +1,9 @@
 import { useState } from 'preact/hooks';
 import { getJson, query } from './api.js';
-import { fromLocalInput, localInput, number, when } from './format.js';
+import { fromLocalInput, number, when } from './format.js';
 import { usePoll } from './poll.js';
 import { href, navigate, type Route } from './router.js';
-import { SelectField, TextField } from './field.js';
+import { DateRangeFields, SelectField, TextField } from './field.js';
 import { StatusBadge } from './status.js';
 import type { RecordsPage } from './types.js';
 
@@ -73,20 +73,7 @@ export function Records({ route }: { route: Route }) {
         />
         <TextField form="records" name="category" label="Category" value={params.category ?? ''} maxLength={128} />
         <TextField form="records" name="source" label="Source" value={params.source ?? ''} maxLength={128} />
-        <TextField
-          form="records"
-          name="from"
-          label="From"
-          type="datetime-local"
-          value={localInput(params.created_after ?? null)}
-        />
-        <TextField
-          form="records"
-          name="to"
-          label="To"
-          type="datetime-local"
-          value={localInput(params.created_before ?? null)}
-        />
+        <DateRangeFields form="records" from={params.created_after ?? null} to={params.created_before ?? null} />
         <SelectField
           form="records"
           name="sort_by"
