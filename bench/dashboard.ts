@@ -35,6 +35,7 @@ import {
   loadConfig,
   rebuildReportCounts,
 } from '../shared/index.js';
+import { multiRowInsertSql } from '../shared/db/sql.js';
 import { startRedisServer } from '../test/helpers/redis-server.js';
 
 const { values: args } = parseArgs({
@@ -84,7 +85,6 @@ function prng(seed: number): () => number {
 async function seed(knex: ReturnType<typeof createDatabase>['knex']): Promise<void> {
   const random = prng(7);
   const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-  const placeholders = `(${COLUMNS.map(() => '?').join(',')})`;
   let i = 0;
   while (i < N) {
     await knex.transaction(async (trx) => {
@@ -114,10 +114,7 @@ async function seed(knex: ReturnType<typeof createDatabase>['knex']): Promise<vo
             processedAt,
           );
         }
-        await trx.raw(
-          `INSERT INTO records (${COLUMNS.join(',')}) VALUES ${new Array(rows).fill(placeholders).join(',')}`,
-          bindings,
-        );
+        await trx.raw(multiRowInsertSql('records', COLUMNS, rows), bindings);
       }
     });
   }
