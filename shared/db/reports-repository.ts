@@ -131,6 +131,8 @@ export class ReportsRepository {
         parts.push(whereRecordFilters(q, f));
       }
     }
+    // an empty range: no part, no row
+    if (parts.length === 0) return group(this.knex('record_counts').select(this.knex.raw('0 AS n'))).whereRaw('1 = 0');
     // each part as a subquery: SQLite refuses parenthesised members of a UNION, and Knex
     // would write a first member's GROUP BY after the UNION
     const [first, ...rest] = parts.map((q, i) => this.knex.select('*').from(q.as(`p${i}`)));
