@@ -20,20 +20,23 @@ export interface EnqueuerDeps {
   logger: Logger;
 }
 
+/** How long confirmations gather before they are written together. */
+export const CONFIRM_DELAY_MS = 200;
+
 /**
- * The one way jobs are added (API and reconciler): the add, then its confirmation in
- * one statement per group, so the reconciler need only look at intents that were never
- * confirmed. Single jobs from concurrent callers share one addBulk, and the
- * confirmations of concurrent adds share one UPDATE. A caller does not wait for the
- * confirmation: it is bookkeeping for the reconciler, and one missing (failed, or lost
- * with the process) only means the reconciler finds the job alive and confirms it.
- * Waiting for it cost a quarter more API CPU per single POST ?process=true (SQLite, 50
- * connections); in the background, with the confirmations of the requests that arrive
- * meanwhile in one UPDATE, it costs a few per cent.
+ * The one way jobs are added (API and reconciler): the add, then its confirmation, so
+ * the reconciler need only look at intents that were never confirmed. Single jobs from
+ * concurrent callers share one addBulk. A caller does not wait for the confirmation: it
+ * is bookkeeping for the reconciler, and one missing (failed, or lost with the process)
+ * only means the reconciler finds the job alive and confirms it. So confirmations gather
+ * for CONFIRM_DELAY_MS and are written in one statement: each is a write, and on SQLite
+ * every write waits for the one lock the workers' transitions hold too.
  */
 export function createEnqueuer({ queue, confirmations, logger }: EnqueuerDeps): Enqueuer {
   const inFlight = new Set<Promise<void>>();
-  const confirm = async (queueings: readonly Queueing[]): Promise<void> => {
+  let gathered: Queueing[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const write = async (queueings: readonly Queueing[]): Promise<void> => {
     try {
       await confirmations.confirmEnqueued(queueings);
     } catch (err) {
@@ -43,33 +46,34 @@ export function createEnqueuer({ queue, confirmations, logger }: EnqueuerDeps): 
       );
     }
   };
+  const writeGathered = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (gathered.length === 0) return;
+    const writing = write(gathered);
+    gathered = [];
+    inFlight.add(writing);
+    void writing.finally(() => inFlight.delete(writing));
+  };
+  const confirm = (queueings: readonly Queueing[]) => {
+    gathered.push(...queueings);
+    timer ??= setTimeout(writeGathered, CONFIRM_DELAY_MS);
+  };
   const singleAdds = new Coalescer<ProcessJobData, boolean>(async (jobs) => {
     const added = await enqueueProcessing(queue, jobs, logger);
     return jobs.map(() => added);
   });
-  const singleConfirms = new Coalescer<Queueing, void>(async (queueings) => {
-    await confirm(queueings);
-    return queueings.map(() => undefined);
-  });
-  const track = (confirmation: Promise<void>) => {
-    inFlight.add(confirmation);
-    void confirmation.finally(() => inFlight.delete(confirmation));
-  };
 
   return {
     async enqueue(jobs) {
       if (jobs.length === 0) return true;
-      if (jobs.length === 1) {
-        const [job] = jobs as [ProcessJobData];
-        if (!(await singleAdds.submit(job))) return false;
-        track(singleConfirms.submit(job));
-        return true;
-      }
-      if (!(await enqueueProcessing(queue, jobs, logger))) return false;
-      track(confirm(jobs));
-      return true;
+      const added =
+        jobs.length === 1 ? await singleAdds.submit(jobs[0]!) : await enqueueProcessing(queue, jobs, logger);
+      if (added) confirm(jobs);
+      return added;
     },
     async flush() {
+      writeGathered();
       await Promise.all(inFlight);
     },
   };

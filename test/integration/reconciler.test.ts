@@ -65,6 +65,18 @@ describe('reconciler', () => {
   const stateKey = () => `${h!.queue.qualifiedName}:reconcile-state`;
 
   /** Records created through the API with ?process=true: committed, enqueued and confirmed. */
+  /** The ids of those still without their enqueue confirmation after up to 5 s (the API writes it in the background). */
+  async function unconfirmedAfterWait(ids: string[]): Promise<string[]> {
+    const deadline = Date.now() + 5000;
+    let unconfirmed = ids;
+    while (unconfirmed.length > 0 && Date.now() < deadline) {
+      await sleep(20);
+      unconfirmed = (await rows(ids)).filter((r) => r.enqueued_at === null).map((r) => r.id);
+    }
+    return unconfirmed;
+  }
+
+  /** Records created with ?process=true, their jobs added and confirmed. */
   async function createQueued(n: number): Promise<string[]> {
     const ids: string[] = [];
     for (let i = 0; i < n; i += 1000) {
@@ -72,6 +84,7 @@ describe('reconciler', () => {
       const res = await h!.http.post('/records/batch?process=true').send({ records }).expect(201);
       ids.push(...(res.body.items as Array<{ id: string }>).map((r) => r.id));
     }
+    expect(await unconfirmedAfterWait(ids)).to.deep.equal([]);
     return ids;
   }
 
@@ -136,15 +149,9 @@ describe('reconciler', () => {
       expect(before[0]!.enqueued_at).to.equal(null);
       await h.http.post(`/records/${later.body.id}/process`).expect(202);
 
-      // written in the background, just after the add
+      // written in the background, after the add
       const ids = [...singles.map((r) => r.body.id as string), ...batch, later.body.id as string];
-      const deadline = Date.now() + 5000;
-      let unconfirmed = ids;
-      while (unconfirmed.length > 0 && Date.now() < deadline) {
-        await sleep(20);
-        unconfirmed = (await rows(ids)).filter((r) => r.enqueued_at === null).map((r) => r.id);
-      }
-      expect(unconfirmed).to.deep.equal([]);
+      expect(await unconfirmedAfterWait(ids)).to.deep.equal([]);
     });
 
     it('belongs to one queueing: a late one changes nothing, and every queueing starts unconfirmed', async () => {
