@@ -56,6 +56,7 @@ export function createKnex(
         min: 1,
         max: role === 'writer' ? 1 : 2,
         afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
+          if (role === 'writer') beginImmediate(conn);
           conn.exec(pragmas, (err) => done(err, conn));
         },
       },
@@ -73,4 +74,17 @@ export function createKnex(
 
 interface SqliteConnection {
   exec(sql: string, cb: (err: Error | null) => void): void;
+  all(sql: string, bindings: unknown, cb: (...args: unknown[]) => void): void;
+}
+
+/**
+ * The writer's transactions begin with BEGIN IMMEDIATE, which waits (busy_timeout) for
+ * the write lock before any statement runs. Knex begins them DEFERRED: a transaction that
+ * reads first would take a snapshot, and its first write would then fail at once with
+ * SQLITE_BUSY if another process committed meanwhile, where waiting cannot help. Every
+ * transaction on the writer writes, so none waits for the lock needlessly.
+ */
+function beginImmediate(conn: SqliteConnection): void {
+  const all = conn.all.bind(conn);
+  conn.all = (sql, bindings, cb) => all(sql === 'BEGIN;' ? 'BEGIN IMMEDIATE;' : sql, bindings, cb);
 }

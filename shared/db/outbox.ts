@@ -4,7 +4,7 @@ import type { EventType } from '../events.js';
 import type { WorkflowRecord } from '../records.js';
 import type { RecordStatus } from '../state-machine.js';
 import type { Dialect } from './knex.js';
-import { insertRows, iso, rowsOf } from './sql.js';
+import { iso, rowsOf, type Writes } from './sql.js';
 
 /** One change of a record, as the event log and the webhooks report it. */
 export interface RecordChange {
@@ -56,8 +56,8 @@ const ENABLED_SUBSCRIPTIONS = 'SELECT id, events, categories FROM webhook_subscr
 const EVENT_LOG_LOCK = 74_201_006;
 
 /**
- * The outbox: every transaction that changes records calls `write` as its last
- * statement, which stores one event per change and one delivery per matching enabled
+ * The outbox: every transaction that changes records calls `write` last, which queues
+ * on its writes one event per change and one delivery per matching enabled
  * subscription, so neither can be lost once the change is committed. After the commit
  * the writer calls `committed`, and the listeners enqueue the deliveries and tell the
  * event streams (both best effort: the reconciler and the streams' own reads repair a
@@ -74,7 +74,7 @@ export class Outbox {
   constructor(private readonly dialect: Dialect) {}
 
   async write(
-    trx: Knex.Transaction,
+    writes: Writes,
     changes: readonly RecordChange[],
     at: number,
     /** the records as they are after the changes, read only when a subscription wants them */
@@ -82,7 +82,7 @@ export class Outbox {
   ): Promise<OutboxWritten> {
     if (changes.length === 0) return { events: 0, deliveries: [] };
     // raw SQL: this runs in every writing transaction, and compiling a builder query costs more than running it
-    const rows = rowsOf<SubscriptionRow>(await trx.raw(ENABLED_SUBSCRIPTIONS, [true]));
+    const rows = rowsOf<SubscriptionRow>(await writes.trx.raw(ENABLED_SUBSCRIPTIONS, [true]));
     const subscriptions = rows.map((s) => ({
       id: s.id,
       events: new Set(JSON.parse(s.events) as string[]),
@@ -113,14 +113,14 @@ export class Outbox {
         deliveryRows.push([id, subscriptionId, change.type, change.recordId, body, 'pending', 0, 1, at, at]);
       }
     }
-    if (this.dialect === 'postgres') await trx.raw('SELECT pg_advisory_xact_lock(?)', [EVENT_LOG_LOCK]);
-    await insertRows(
-      trx,
-      'record_events',
-      EVENT_COLUMNS,
-      changes.map((c) => [c.type, c.recordId, c.category, c.source, c.from, c.to, at, c.attempt, c.error]),
-    );
-    await insertRows(trx, 'webhook_deliveries', DELIVERY_COLUMNS, deliveryRows);
+    if (this.dialect === 'postgres') writes.raw('SELECT pg_advisory_xact_lock(?)', [EVENT_LOG_LOCK]);
+    writes
+      .insertRows(
+        'record_events',
+        EVENT_COLUMNS,
+        changes.map((c) => [c.type, c.recordId, c.category, c.source, c.from, c.to, at, c.attempt, c.error]),
+      )
+      .insertRows('webhook_deliveries', DELIVERY_COLUMNS, deliveryRows);
     return { events: changes.length, deliveries };
   }
 

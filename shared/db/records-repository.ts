@@ -7,7 +7,7 @@ import type { Outbox, OutboxWritten } from './outbox.js';
 import { toRecord, type RecordRow } from './record-rows.js';
 import { readListPage, sortKeyOf, type ListPosition, type ListQuery } from './records-listing.js';
 import { countInsertedRecords } from './report-counters.js';
-import { insertRows, isUniqueViolation, iso, retryWhileBusy } from './sql.js';
+import { isUniqueViolation, iso, retryWhileBusy, Writes } from './sql.js';
 
 /** A record together with the queueing it is currently in (what a worker needs). */
 export interface QueuedRecord {
@@ -121,9 +121,16 @@ export class RecordsRepository {
             const response = idempotent.respond(records);
             await this.idempotency.store(trx, idempotent, response, now);
           }
-          await insertRows(trx, 'records', NEW_RECORD_COLUMNS, rows);
-          await countInsertedRecords(trx, records, now);
-          return this.outbox.write(trx, changes, now, async () => new Map(records.map((r) => [r.id, r])));
+          const writes = new Writes(trx).insertRows('records', NEW_RECORD_COLUMNS, rows);
+          countInsertedRecords(writes, records, now);
+          const written = await this.outbox.write(
+            writes,
+            changes,
+            now,
+            async () => new Map(records.map((r) => [r.id, r])),
+          );
+          await writes.flush();
+          return written;
         }),
       );
     } catch (err) {

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { guardFor, INITIAL_STATUS, isTerminal, type RecordStatus } from '../state-machine.js';
 import { LATENCY_BINS, latencyBin } from './latency-histogram.js';
+import { Writes } from './sql.js';
 
 /**
  * The report counters: what the reports read instead of the records, kept exact by the
@@ -130,12 +131,12 @@ export class CountDeltas {
   }
 
   /**
-   * Upserts every changed counter row: `n = n + excluded.n`, in one statement per table
-   * (or per chunk of a very large group). Rows are always written in one global order,
+   * Queues the upsert of every changed counter row on `writes`: `n = n + excluded.n`, in
+   * one statement per table (or per chunk of a very large group). Rows are always written in one global order,
    * sorted by key, so concurrent writers on PostgreSQL queue behind each other on a hot
    * row instead of deadlocking.
    */
-  async apply(trx: Knex.Transaction | Knex): Promise<void> {
+  apply(writes: Writes): void {
     for (const table of ['record_counts', 'outcome_counts'] as const) {
       const deltas = [...this.rows[table].values()].filter((d) => d.n !== 0 || d.bins.size > 0);
       if (deltas.length === 0) continue;
@@ -156,7 +157,7 @@ export class CountDeltas {
       for (let i = 0; i < deltas.length; i += chunk) {
         const rows = deltas.slice(i, i + chunk);
         const values = rows.flatMap((d) => [...d.key, d.n, ...bins.map((bin) => d.bins.get(bin) ?? null)]);
-        await trx.raw(
+        writes.raw(
           `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${rows.map(() => tuple).join(', ')} ` +
             `ON CONFLICT (${KEY_COLUMNS.join(', ')}) DO UPDATE SET ${update}`,
           values,
@@ -177,11 +178,11 @@ function compareKeys(a: CounterDelta['key'], b: CounterDelta['key']): number {
 export const COUNTED_COLUMNS = ['id', 'category', 'source', 'status', 'created_at', 'processed_at'] as const;
 
 /** Counts records just inserted (pending, created at `createdAt`), in the inserting transaction. */
-export async function countInsertedRecords(
-  trx: Knex.Transaction,
+export function countInsertedRecords(
+  writes: Writes,
   records: ReadonlyArray<Pick<CountedRecord, 'category' | 'source'>>,
   createdAt: number,
-): Promise<void> {
+): void {
   // a batch shares one created_at: count each category × source once, with its number of records
   const alike = new Map<string, { category: string; source: string; n: number }>();
   for (const { category, source } of records) {
@@ -192,17 +193,17 @@ export async function countInsertedRecords(
   }
   const deltas = new CountDeltas();
   for (const { category, source, n } of alike.values()) deltas.created({ category, source, created_at: createdAt }, n);
-  await deltas.apply(trx);
+  deltas.apply(writes);
 }
 
 /**
  * Counts pending → terminal transitions this transaction just applied, from the rows as
  * they are now (their new status and processed_at).
  */
-export async function countTransitions(trx: Knex.Transaction, changed: readonly CountedRecord[]): Promise<void> {
+export function countTransitions(writes: Writes, changed: readonly CountedRecord[]): void {
   const deltas = new CountDeltas();
   for (const r of changed) if (isTerminal(r.status)) deltas.finished(r);
-  await deltas.apply(trx);
+  deltas.apply(writes);
 }
 
 /**
@@ -210,7 +211,8 @@ export async function countTransitions(trx: Knex.Transaction, changed: readonly 
  * failure, which the update cleared from the record, is the `at` of its last
  * transition to failed in the history written with it.
  */
-export async function countRetry(trx: Knex.Transaction, recordId: string): Promise<void> {
+export async function countRetry(writes: Writes, recordId: string): Promise<void> {
+  const { trx } = writes;
   const row = (await trx('records as r')
     .select('r.category', 'r.source', 'r.created_at')
     .select(
@@ -226,7 +228,7 @@ export async function countRetry(trx: Knex.Transaction, recordId: string): Promi
     .first()) as
     (Pick<CountedRecord, 'category' | 'source' | 'created_at'> & { failed_at: number | string | null }) | undefined;
   if (!row) return;
-  await new CountDeltas().reopened(row, row.failed_at).apply(trx);
+  new CountDeltas().reopened(row, row.failed_at).apply(writes);
 }
 
 const REBUILD_PAGE = 10_000;
@@ -267,6 +269,8 @@ export async function rebuildReportCounts(knex: Knex): Promise<void> {
       const last = rows[rows.length - 1]!;
       after = [Number(last.created_at), last.id];
     }
-    await deltas.apply(trx);
+    const writes = new Writes(trx);
+    deltas.apply(writes);
+    await writes.flush();
   });
 }

@@ -5,7 +5,7 @@ import { guardFor, type RecordStatus, type TerminalStatus } from '../state-machi
 import type { Outbox } from './outbox.js';
 import { toRecord, type RecordRow } from './record-rows.js';
 import { COUNTED_COLUMNS, countRetry, countTransitions, type CountedRecord } from './report-counters.js';
-import { insertRows, iso, retryWhileBusy, rowsOf } from './sql.js';
+import { iso, retryWhileBusy, rowsOf, Writes } from './sql.js';
 
 export type ClaimOutcome =
   { claimed: true; seq: number } | { claimed: false; reason: 'not_found' | 'not_pending' | 'already_queued' };
@@ -120,13 +120,12 @@ export class TransitionsRepository {
           const refused: RetryOutcome = { retried: false, reason: exists ? 'not_failed' : 'not_found' };
           return { outcome: refused, written: null };
         }
-        await insertRows(
-          trx,
+        const writes = new Writes(trx).insertRows(
           'record_transitions',
           [...HISTORY_COLUMNS, 'actor'],
           [[id, RETRY_FROM, PROCESSING_FROM, now, 0, null, requestId, null, actor]],
         );
-        await countRetry(trx, id);
+        await countRetry(writes, id);
         const { category, source } = rows[0]!;
         const change = {
           type: 'record.retried' as const,
@@ -138,7 +137,8 @@ export class TransitionsRepository {
           attempt: 0,
           error: null,
         };
-        const written = await this.outbox.write(trx, [change], now, TransitionsRepository.recordsIn(trx));
+        const written = await this.outbox.write(writes, [change], now, TransitionsRepository.recordsIn(trx));
+        await writes.flush();
         const retried: RetryOutcome = { retried: true, seq: Number(rows[0]!.queue_seq) };
         return { outcome: retried, written };
       }),
@@ -192,8 +192,8 @@ export class TransitionsRepository {
             ? [[t.recordId, PROCESSING_FROM, t.to, now, t.attempt, errors[i] ?? null, t.requestId, t.jobId]]
             : [],
         );
-        await insertRows(trx, 'record_transitions', HISTORY_COLUMNS, history);
-        await countTransitions(trx, changed);
+        const writes = new Writes(trx).insertRows('record_transitions', HISTORY_COLUMNS, history);
+        countTransitions(writes, changed);
         const changes = group.flatMap((t, i) => {
           const row = byId.get(t.recordId);
           if (!row) return [];
@@ -210,10 +210,9 @@ export class TransitionsRepository {
             },
           ];
         });
-        return {
-          applied: transitions.map((t) => byId.has(t.recordId) && firsts.get(t.recordId) === t),
-          written: await this.outbox.write(trx, changes, now, TransitionsRepository.recordsIn(trx)),
-        };
+        const written = await this.outbox.write(writes, changes, now, TransitionsRepository.recordsIn(trx));
+        await writes.flush();
+        return { applied: transitions.map((t) => byId.has(t.recordId) && firsts.get(t.recordId) === t), written };
       }),
     );
     this.outbox.committed(written);
