@@ -20,8 +20,10 @@ RUN npm run build && npm prune --omit=dev
 # run: only the compiled code and production dependencies, as the unprivileged node user
 FROM node:20-bookworm-slim
 ARG GIT_COMMIT=
+# MALLOC_ARENA_MAX: see shared/node-flags.ts
 ENV NODE_ENV=production \
-    GIT_COMMIT=${GIT_COMMIT}
+    GIT_COMMIT=${GIT_COMMIT} \
+    MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules

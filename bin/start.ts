@@ -11,7 +11,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { closeInOrder, createLogger, loadConfigOrExit, NODE_FLAGS, type CloseOutcome } from '../shared/index.js';
+import {
+  closeInOrder,
+  createLogger,
+  environmentWith,
+  loadConfigOrExit,
+  NODE_ENVIRONMENT,
+  NODE_FLAGS,
+  type CloseOutcome,
+} from '../shared/index.js';
 
 const config = loadConfigOrExit();
 const logger = createLogger('start', config.logLevel);
@@ -28,10 +36,14 @@ interface Child {
 const children: Child[] = [];
 let stopping: Promise<never> | undefined;
 
-function launch(name: string, command: string, args: string[]): Child {
+function launch(name: string, command: string, args: string[], env: Record<string, string> = {}): Child {
   // detached: a process group of its own, out of reach of the terminal's signals;
   // ipc: the channel closes when this process dies, however it dies
-  const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
+  const child = spawn(command, args, {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    detached: true,
+    env: environmentWith(env),
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const entry: Child = { name, process: child, exited, running: () => child.exitCode === null && !child.signalCode };
   children.push(entry);
@@ -144,8 +156,13 @@ async function startLocalRedis({ host, port }: { host: string; port: number }): 
 const local = localRedisAddress(config.redisUrl);
 const redis = local && !(await portAnswers(local.port, local.host)) ? await startLocalRedis(local) : undefined;
 if (!stopping) {
-  const api = launch('api', process.execPath, [...NODE_FLAGS, path.join(here, '../api/server.js')]);
-  const worker = launch('worker', process.execPath, [...NODE_FLAGS, path.join(here, '../worker/main.js')]);
+  const api = launch('api', process.execPath, [...NODE_FLAGS, path.join(here, '../api/server.js')], NODE_ENVIRONMENT);
+  const worker = launch(
+    'worker',
+    process.execPath,
+    [...NODE_FLAGS, path.join(here, '../worker/main.js')],
+    NODE_ENVIRONMENT,
+  );
   // if this process dies, Redis waits for these two to close before it stops (at most their deadline and a bit)
   if (redis?.process.connected) {
     redis.process.send({ pids: [api.process.pid, worker.process.pid], timeoutMs: config.shutdownTimeoutMs + 2000 });

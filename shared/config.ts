@@ -312,3 +312,8 @@ export function loadConfigOrExit(): Config {
     throw err;
   }
 }
+
+/** This process's environment with `extra` over it: what a process it starts runs with. */
+export function environmentWith(extra: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+  return { ...process.env, ...extra };
+}

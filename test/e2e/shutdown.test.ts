@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { NODE_FLAGS } from '../../shared/index.js';
+import { NODE_ENVIRONMENT, NODE_FLAGS } from '../../shared/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startProcess, type ServiceProcess } from '../helpers/processes.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
@@ -194,10 +194,12 @@ describe('e2e: shutdown', function () {
     it('with REDIS_URL given: Ctrl-C stops the API, then the worker, and exits 0', async () => {
       redis = await startRedisServer();
       const { api, worker, parent: p } = await start({ REDIS_URL: redis.url });
-      // both run with the heap settings of shared/node-flags.ts
+      // both run with the heap settings and environment of shared/node-flags.ts
       for (const pid of [api, worker]) {
         const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
         expect(argv.slice(1, 1 + NODE_FLAGS.length)).to.deep.equal([...NODE_FLAGS]);
+        const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+        for (const [name, value] of Object.entries(NODE_ENVIRONMENT)) expect(environ).to.include(`${name}=${value}`);
       }
       const code = await ctrlC(p, 20_000);
       expect(code).to.equal(0);

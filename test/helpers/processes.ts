@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_VARIABLES } from '../../shared/config.js';
-import { NODE_FLAGS } from '../../shared/node-flags.js';
+import { NODE_ENVIRONMENT, NODE_FLAGS } from '../../shared/node-flags.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ENTRIES = { api: 'dist/api/server.js', worker: 'dist/worker/main.js', start: 'dist/bin/start.js' } as const;
@@ -50,7 +50,7 @@ export interface StartOptions {
 
 /**
  * Starts a built entry point (`npm test` builds first) as a real process, as `npm run api|worker`
- * would: the API and the worker with the heap settings they are deployed with.
+ * would: the API and the worker with the heap settings and environment they are deployed with.
  */
 export function startProcess(
   kind: keyof typeof ENTRIES,
@@ -62,9 +62,10 @@ export function startProcess(
   if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: run npm run build (npm test does)`);
   const unset = envFile ? {} : Object.fromEntries(CONFIG_VARIABLES.map((name) => [name, '']));
   const flags = kind === 'start' ? [] : NODE_FLAGS;
+  const deployed = kind === 'start' ? {} : NODE_ENVIRONMENT;
   const child = spawn(process.execPath, [...flags, ...nodeArgs, entry], {
     cwd,
-    env: { ...childBaseEnv(), ...unset, LOG_LEVEL: 'info', ...env },
+    env: { ...childBaseEnv(), ...unset, ...deployed, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached,
   });
