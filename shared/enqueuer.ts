@@ -18,6 +18,8 @@ export interface EnqueuerDeps {
   queue: Queue<ProcessJobData>;
   confirmations: Pick<ReconciliationRepository, 'confirmEnqueued'>;
   logger: Logger;
+  /** aborted when the process begins to shut down: what is gathered is written, and each confirmation after it at once */
+  shutdown?: AbortSignal;
 }
 
 /** How long confirmations gather before they are written together. */
@@ -32,7 +34,7 @@ export const CONFIRM_DELAY_MS = 200;
  * for CONFIRM_DELAY_MS and are written in one statement: each is a write, and on SQLite
  * every write waits for the one lock the workers' transitions hold too.
  */
-export function createEnqueuer({ queue, confirmations, logger }: EnqueuerDeps): Enqueuer {
+export function createEnqueuer({ queue, confirmations, logger, shutdown }: EnqueuerDeps): Enqueuer {
   const inFlight = new Set<Promise<void>>();
   let gathered: Queueing[] = [];
   let timer: NodeJS.Timeout | undefined;
@@ -57,8 +59,10 @@ export function createEnqueuer({ queue, confirmations, logger }: EnqueuerDeps): 
   };
   const confirm = (queueings: readonly Queueing[]) => {
     gathered.push(...queueings);
-    timer ??= setTimeout(writeGathered, CONFIRM_DELAY_MS);
+    if (shutdown?.aborted) writeGathered();
+    else timer ??= setTimeout(writeGathered, CONFIRM_DELAY_MS);
   };
+  shutdown?.addEventListener('abort', writeGathered, { once: true });
   const singleAdds = new Coalescer<ProcessJobData, boolean>(async (jobs) => {
     const added = await enqueueProcessing(queue, jobs, logger);
     return jobs.map(() => added);

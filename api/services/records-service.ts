@@ -86,7 +86,7 @@ export function createRecordsService({ db, queue, logger, onCreated, shutdown }:
     { failsWholeGroup: (err) => !isRefusedByDatabase(err) },
   );
   // adds each queueing's job after commit and confirms it; single creates share one addBulk
-  const enqueuer = createEnqueuer({ queue, confirmations: db.reconciliation, logger });
+  const enqueuer = createEnqueuer({ queue, confirmations: db.reconciliation, logger, shutdown });
 
   // a wait ends at shutdown: the client gets the 202 it would get once its wait ran out
   const released = new Promise<void>((resolve) => {

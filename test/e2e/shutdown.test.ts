@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { NODE_ENVIRONMENT, NODE_FLAGS } from '../../shared/index.js';
+import { createDatabase, NODE_ENVIRONMENT, NODE_FLAGS } from '../../shared/index.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { startProcess, type ServiceProcess } from '../helpers/processes.js';
 import { freePort, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
@@ -117,6 +117,34 @@ describe('e2e: shutdown', function () {
       const took = Date.now() - started;
       expect(code).to.equal(1);
       expect(took).to.be.within(1400, 1500 + 1500);
+    });
+
+    it('sent SIGTERM right after creates with ?process=true, writes their enqueue confirmations before it exits', async () => {
+      stack = await startStack({ workers: 0 });
+      const created = await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          const res = await fetch(`${stack!.base}/records?process=true`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ source: 's', category: 'c', payload: { i } }),
+          });
+          expect(res.status).to.equal(201);
+          return ((await res.json()) as { id: string }).id;
+        }),
+      );
+      // well within the time confirmations gather for
+      expect(await exitWithin(stack.api.stop('SIGTERM'), 8000)).to.equal(0);
+      const db = createDatabase(stack.database.url);
+      try {
+        const rows = (await db
+          .reader('records')
+          .select('id')
+          .whereIn('id', created)
+          .whereNotNull('enqueued_at')) as Array<{ id: string }>;
+        expect(rows.map((r) => r.id)).to.have.members(created);
+      } finally {
+        await db.close();
+      }
     });
   });
 
