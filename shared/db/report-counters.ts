@@ -132,9 +132,9 @@ export class CountDeltas {
 
   /**
    * Queues the upsert of every changed counter row on `writes`: `n = n + excluded.n`, in
-   * one statement per table (or per chunk of a very large group). Rows are always written in one global order,
-   * sorted by key, so concurrent writers on PostgreSQL queue behind each other on a hot
-   * row instead of deadlocking.
+   * one statement per table (or per chunk of a very large group). Rows are always written
+   * in one global order, sorted by key, so concurrent writers on PostgreSQL queue behind
+   * each other on a hot row instead of deadlocking.
    */
   apply(writes: Writes): void {
     for (const table of ['record_counts', 'outcome_counts'] as const) {
