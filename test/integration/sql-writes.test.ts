@@ -87,21 +87,25 @@ describe('the statements a transaction sends together', () => {
     requestId: null,
   });
 
-  it('waits until the lock is released, then writes', async () => {
+  it('waits until the lock is released, then writes: a transaction and a statement of its own', async () => {
     const other = new sqlite3.Database(database.url.slice('sqlite:'.length));
     const exec = (sql: string) =>
       new Promise<void>((resolve, reject) => other.exec(sql, (e) => (e ? reject(e) : resolve())));
     await exec('BEGIN IMMEDIATE; CREATE TABLE held (x INTEGER);');
-    let settled = false;
-    const insert = dbs[0]!.records.insertRecords([item(1)]).finally(() => (settled = true));
-    const update = dbs[0]!.knex('records').update({ updated_at: 1 });
+    let settled = 0;
+    const insert = dbs[0]!.records.insertRecords([item(1)]).finally(() => (settled += 1));
+    const deleted = dbs[1]!
+      .knex('webhook_subscriptions')
+      .delete()
+      .then((n) => n)
+      .finally(() => (settled += 1));
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(settled, 'a write went through while another connection held the lock').to.equal(false);
+    expect(settled, 'a write went through while another connection held the lock').to.equal(0);
     await exec('COMMIT;');
     await new Promise<void>((resolve) => other.close(() => resolve()));
     const outcome = await insert;
     expect(outcome.replayed).to.equal(false);
-    await update;
+    expect(await deleted).to.equal(0);
     expect(await dbs[0]!.reader('records').count({ n: '*' })).to.deep.equal([{ n: 1 }]);
   });
 
