@@ -129,6 +129,12 @@ describe('GET /records', () => {
     expect((await get({ created_before: '2026-01-05' })).total).to.equal(0);
   });
 
+  it('an empty range (created_after equal to created_before) lists nothing, with total 0', async () => {
+    const body = await get({ created_after: '2026-01-05T09:40:00Z', created_before: '2026-01-05T09:40:00Z' });
+    expect(body.items).to.deep.equal([]);
+    expect(body.total).to.equal(0);
+  });
+
   for (const sortBy of SORTS) {
     for (const order of ['asc', 'desc'] as const) {
       it(`sorts by ${sortBy} ${order}, ties broken by created_at then id; a cursor walk returns exactly that order`, async () => {
