@@ -23,7 +23,7 @@ export interface EnqueuerDeps {
 }
 
 /** How long confirmations gather before they are written together. */
-export const CONFIRM_DELAY_MS = 200;
+const CONFIRM_DELAY_MS = 200;
 
 /**
  * The one way jobs are added (API and reconciler): the add, then its confirmation, so

@@ -57,11 +57,13 @@ export function withLiterals(sql: string, bindings: readonly Knex.Value[], diale
   return parts.reduce((text, part, i) => text + sqlLiteral(bindings[i - 1]!, dialect) + part);
 }
 
-/** The driver's connection under a transaction: it runs a script of several statements in one call. */
-type ScriptRunner = {
-  exec?(sql: string, cb: (err: Error | null) => void): void;
-  query?(sql: string): Promise<unknown>;
-};
+/** The drivers' connections, as far as a script of several statements goes. */
+interface SqliteConnection {
+  exec(sql: string, cb: (err: Error | null) => void): void;
+}
+interface PgConnection {
+  query(sql: string): Promise<unknown>;
+}
 
 /**
  * The statements of a transaction whose results it does not read (history, counters,
@@ -96,12 +98,14 @@ export class Writes {
     if (statements.length === 0) return;
     const dialect: Dialect = this.trx.client.config.client === 'sqlite3' ? 'sqlite' : 'postgres';
     const script = statements.map(({ sql, bindings }) => `${withLiterals(sql, bindings, dialect)};`).join('\n');
-    const conn = (await this.trx.client.acquireConnection()) as ScriptRunner;
-    if (conn.query) {
-      await conn.query(script);
+    const conn: unknown = await this.trx.client.acquireConnection();
+    if (dialect === 'postgres') {
+      await (conn as PgConnection).query(script);
       return;
     }
-    await new Promise<void>((resolve, reject) => conn.exec!(script, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      (conn as SqliteConnection).exec(script, (err) => (err ? reject(err) : resolve())),
+    );
   }
 }
 

@@ -109,6 +109,24 @@ describe('the statements a transaction sends together', () => {
     expect(await dbs[0]!.reader('records').count({ n: '*' })).to.deep.equal([{ n: 1 }]);
   });
 
+  it('holds the write lock from the start of a transaction, so one that reads before it writes still commits', async () => {
+    await dbs[0]!.records.insertRecords([item(1)]);
+    const other = new sqlite3.Database(database.url.slice('sqlite:'.length));
+    const otherWrite = () =>
+      new Promise<Error | null>((resolve) => other.exec('UPDATE records SET updated_at = 1', (e) => resolve(e)));
+    let refused: Error | null = null;
+    await dbs[0]!.knex.transaction(async (trx) => {
+      await trx('records').count({ n: '*' });
+      // begun DEFERRED, the read would not hold the lock: this write would go through, and the
+      // transaction's own write below would then fail at once, its snapshot out of date
+      refused = await otherWrite();
+      await trx('records').update({ updated_at: 2 });
+    });
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+    expect((refused as (Error & { code?: string }) | null)?.code).to.equal('SQLITE_BUSY');
+    expect(await dbs[0]!.reader('records').select('updated_at')).to.deep.equal([{ updated_at: 2 }]);
+  });
+
   it('loses nothing when two connections write at once, each with many transactions in flight', async () => {
     const writes = dbs.flatMap((d, w) =>
       Array.from({ length: 40 }, (_, i) => d.records.insertRecords([item(w * 100 + i)])),
