@@ -64,7 +64,6 @@ describe('reconciler', () => {
   const lockKey = () => `${h!.queue.qualifiedName}:reconcile-lock`;
   const stateKey = () => `${h!.queue.qualifiedName}:reconcile-state`;
 
-  /** Records created through the API with ?process=true: committed, enqueued and confirmed. */
   /** The ids of those still without their enqueue confirmation after up to 5 s (the API writes it in the background). */
   async function unconfirmedAfterWait(ids: string[]): Promise<string[]> {
     const deadline = Date.now() + 5000;

@@ -97,7 +97,6 @@ describe('the statements a transaction sends together', () => {
     const deleted = dbs[1]!
       .knex('webhook_subscriptions')
       .delete()
-      .then((n) => n)
       .finally(() => (settled += 1));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(settled, 'a write went through while another connection held the lock').to.equal(0);
